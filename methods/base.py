@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 TASKS = ("enhance", "denoise", "raw")
+#: task -> dataset kinds (DESIGN.md ▶ Datasets) a method of that task is evaluated on
+TASK_KINDS = {"enhance": ("paired", "unpaired"), "denoise": ("denoise",), "raw": ("raw",)}
 #: What a method reads for training: low images only, aligned pairs, two unpaired sets, noisy only, raw pairs.
 TRAIN_DATA = ("low", "paired", "unpaired", "noisy", "raw", "none")
 
@@ -116,6 +118,11 @@ class Method:
     paper: ClassVar[str] = ""
     origin_url: ClassVar[str] = ""
     license: ClassVar[str] = ""
+
+    @property
+    def dataset_kinds(self) -> tuple[str, ...]:
+        """Dataset kinds this method can be evaluated on."""
+        return TASK_KINDS[self.task]
 
     # ---- building -------------------------------------------------------------------------
     def network(self, **kwargs: Any) -> nn.Module:

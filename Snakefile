@@ -1,0 +1,25 @@
+# lowlight-bench: the benchmark DAG. `snakemake --configfile config/smoke.yaml --cores all` runs the
+# smoke matrix; without --configfile the full benchmark of config/config.yaml runs.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+if not config:
+    configfile: "config/config.yaml"
+
+
+# load rules
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/profile.smk"
+include: "workflow/rules/report.smk"
+
+
+# target rules
+rule all:
+    default_target: True
+    input:
+        "results/report/index.html",

@@ -1,0 +1,5 @@
+import sys
+
+from llbench.cli import main
+
+sys.exit(main())

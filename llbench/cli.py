@@ -1,0 +1,237 @@
+"""``llbench`` command line: the engine's entry points, called by the Snakemake rules and by users.
+
+Heavy packages (torch, pyiqa, pandas, matplotlib) are imported inside the commands that use them:
+every Snakemake job is a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW (e.g. 256x256), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--spec is not valid JSON: {e}") from None
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from llbench.data import stage
+
+    if args.data_cmd == "tiny":
+        from llbench.data.tiny import GENERATORS, make_tiny
+
+        names = list(GENERATORS) if args.name == "all" else [args.name]
+        for name in names:
+            if args.out is None:
+                out = Path("resources/tiny") / name
+            else:
+                out = Path(args.out) / name if args.name == "all" else Path(args.out)
+            make_tiny(name, out, seed=args.seed)
+            print(f"tiny-{name}: {out}")
+        return 0
+    if args.data_cmd == "stage":
+        info = stage.stage(args.spec)
+        stage.write_stamp(Path(args.stamp), info)
+        print(json.dumps(info, indent=1))
+        return 0
+    if args.data_cmd == "prepare":
+        from llbench.data import prepare
+
+        out = prepare.prepare(args.name, Path(args.source), Path(args.to) if args.to else None,
+                              strict_counts=not args.no_count_check, overwrite=args.overwrite)
+        print(f"prepared {args.name}: {out}")
+        return 0
+    if args.data_cmd == "check":
+        from llbench.data.manifest import check_manifest
+
+        root = stage.resolve_root(args.name)
+        report = check_manifest(root)
+        for label, files in (("missing", report.missing), ("extra", report.extra), ("corrupt", report.corrupt)):
+            for f in files:
+                print(f"{label}: {root / f}")
+        print(f"{root}: {'OK' if report.ok else 'FAILED'}")
+        return 0 if report.ok else 1
+    raise AssertionError(args.data_cmd)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from llbench.train import train
+
+    train(args.spec, Path(args.out))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from llbench.evaluate import evaluate
+
+    evaluate(args.spec, Path(args.out), checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from llbench.evaluate import infer_files
+
+    for path in infer_files(args.method, args.variant, Path(args.checkpoint), [Path(p) for p in args.inputs],
+                            Path(args.output), device=args.device):
+        print(path)
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from llbench.profiling import profile_method
+
+    results = [
+        profile_method(args.method, args.variant, size=s, device=args.device, warmup=args.warmup, repeats=args.repeats)
+        for s in (args.size or [(256, 256)])
+    ]
+    out = results[0] if len(results) == 1 else results
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for r in results:
+            print(f"{r['method']}/{r['variant']} @ {r['size'][0]}x{r['size'][1]}: {r['params']:,} params, "
+                  f"{r['flops'] / 1e9:.4f} GFLOPs, {r['latency_ms']:.2f} ms on {r['device']}")
+    return 0
+
+
+def cmd_profile_job(args: argparse.Namespace) -> int:
+    from llbench.engine import profile_job
+
+    profile_job(args.spec, Path(args.output))
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from llbench.tables import write_tables
+
+    write_tables(Path(args.results), Path(args.out), cells=args.cells)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from llbench.report import render
+
+    print(render(Path(args.tables), Path(args.out)))
+    return 0
+
+
+def cmd_cell(args: argparse.Namespace) -> int:
+    from llbench.engine import run_cell
+
+    return run_cell(args.dataset, args.method, args.variant, args.run, configfile=args.configfile,
+                    dry_run=args.dry_run, force=args.forcerun, extra=args.snakemake_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llbench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("data", help="datasets: tiny generators, staging, prepare and check")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    t = dsub.add_parser("tiny", help="generate a tiny dataset (lol, lsrw, sidd, unpaired, sid, all)")
+    t.add_argument("name")
+    t.add_argument("--out", help="output folder (default resources/tiny/<name>)")
+    t.add_argument("--seed", type=int, default=None)
+    s = dsub.add_parser("stage", help="make one configured dataset available (tiny generator or dvc pull)")
+    s.add_argument("--spec", type=_json, required=True, help="dataset config as JSON (name, kind, root, ...)")
+    s.add_argument("--stamp", required=True, help="where to write the dataset's provenance stamp")
+    pr = dsub.add_parser("prepare", help="turn an official download into the canonical layout")
+    pr.add_argument("name")
+    pr.add_argument("--from", dest="source", required=True, help="extracted folder or archive")
+    pr.add_argument("--to", help="destination (default data/<NAME>)")
+    pr.add_argument("--no-count-check", action="store_true", help="accept subsets (counts differ from the official ones)")
+    pr.add_argument("--overwrite", action="store_true")
+    c = dsub.add_parser("check", help="verify a dataset against its MANIFEST.sha256")
+    c.add_argument("name", help="dataset name (lol, sidd, ...) or its folder")
+    d.set_defaults(func=cmd_data)
+
+    tr = sub.add_parser("train", help="train one method variant (a Snakemake job)")
+    tr.add_argument("--spec", type=_json, required=True)
+    tr.add_argument("--out", required=True)
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate one cell (a Snakemake job)")
+    ev.add_argument("--spec", type=_json, required=True)
+    ev.add_argument("--checkpoint")
+    ev.add_argument("--out", required=True)
+    ev.set_defaults(func=cmd_evaluate)
+
+    inf = sub.add_parser("infer", help="enhance images with a checkpoint (project or official format)")
+    inf.add_argument("method")
+    inf.add_argument("inputs", nargs="+", metavar="INPUT")
+    inf.add_argument("--checkpoint", required=True)
+    inf.add_argument("--variant", default="default")
+    inf.add_argument("-o", "--output", required=True, help="output folder")
+    inf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    inf.set_defaults(func=cmd_infer)
+
+    pf = sub.add_parser("profile", help="params, FLOPs, MACs, latency and peak memory of a method")
+    pf.add_argument("method")
+    pf.add_argument("--variant", default="default")
+    pf.add_argument("--size", type=_size, action="append", help="HxW (repeatable; default 256x256)")
+    pf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pf.add_argument("--warmup", type=int, default=3)
+    pf.add_argument("--repeats", type=int, default=20)
+    pf.add_argument("--json", action="store_true", help="print a JSON object")
+    pf.set_defaults(func=cmd_profile)
+
+    pj = sub.add_parser("profile-job", help="profile one method variant at the configured sizes (a Snakemake job)")
+    pj.add_argument("--spec", type=_json, required=True)
+    pj.add_argument("-o", "--output", required=True)
+    pj.set_defaults(func=cmd_profile_job)
+
+    tb = sub.add_parser("tables", help="collect metrics.json and profiles into results/tables/*.csv")
+    tb.add_argument("--results", default="results")
+    tb.add_argument("--cells", type=_json, default=None, help="JSON list of the expected cell folders")
+    tb.add_argument("--out", default="results/tables")
+    tb.set_defaults(func=cmd_tables)
+
+    rp = sub.add_parser("report", help="render the HTML report from the tables")
+    rp.add_argument("--tables", default="results/tables")
+    rp.add_argument("--out", default="results/report/index.html")
+    rp.set_defaults(func=cmd_report)
+
+    ce = sub.add_parser("cell", help="re-run exactly one table cell through Snakemake")
+    ce.add_argument("dataset")
+    ce.add_argument("method")
+    ce.add_argument("variant")
+    ce.add_argument("run", nargs="?", default="seed0")
+    ce.add_argument("--configfile", default="config/config.yaml")
+    ce.add_argument("-n", "--dry-run", action="store_true")
+    ce.add_argument("--forcerun", action="store_true", help="recompute the cell even if it is up to date")
+    ce.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="extra arguments after -- go to snakemake")
+    ce.set_defaults(func=cmd_cell)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        # One clear line for bad input (the engine's errors name the file or key); nothing half-written.
+        if os.environ.get("LLBENCH_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"llbench {args.cmd}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets in their canonical layouts (DESIGN.md ▶ Datasets): loaders, tiny generators, manifests."""

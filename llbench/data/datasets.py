@@ -1,0 +1,234 @@
+"""Loaders over the canonical dataset layouts (DESIGN.md ▶ Datasets), for real and tiny data alike.
+
+Every check fails with a :class:`~llbench.data.images.DatasetError` naming the offending file:
+missing partner, undecodable image, mismatched sizes. Nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from llbench.data.images import IMAGE_SUFFIXES, DatasetError, image_size, read_image, to_tensor
+
+#: dataset kind -> (input folder, target folder or None) inside ``<root>/<split>/``
+KINDS: dict[str, tuple[str, str | None]] = {
+    "paired": ("low", "high"),
+    "unpaired": ("low", None),
+    "denoise": ("noisy", "clean"),
+    "raw": ("Sony/short", "Sony/long"),
+}
+#: the method's ``train_data`` -> dataset kinds it can train on
+TRAINABLE: dict[str, tuple[str, ...]] = {
+    "low": ("paired", "unpaired"),
+    "paired": ("paired",),
+    "unpaired": ("paired", "unpaired"),
+    "noisy": ("denoise",),
+    "raw": ("raw",),
+    "none": ("paired", "unpaired", "denoise", "raw"),
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image (pair) of a split: ``target`` is None when the split has no targets."""
+
+    id: str
+    input: Path
+    target: Path | None = None
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: folder not found")
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if not files:
+        raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def list_items(root: Path | str, split: str, kind: str, *, targets: bool = True, verify: bool = True) -> list[Item]:
+    """The checked items of ``<root>/<split>`` for a dataset of ``kind``.
+
+    Args:
+        targets: pair inputs with targets (paired/denoise kinds); False lists inputs only.
+        verify: check every file's integrity and that paired sizes match (reads headers and CRCs).
+    """
+    if kind not in KINDS or kind == "raw":
+        raise ValueError(f"list_items: unsupported dataset kind {kind!r}; allowed: paired, unpaired, denoise")
+    in_dir, tgt_dir = KINDS[kind]
+    base = Path(root) / split
+    inputs = _images(base / in_dir)
+    if not (targets and tgt_dir):
+        if verify:
+            for p in inputs.values():
+                image_size(p)
+        return [Item(k, p) for k, p in inputs.items()]
+    tgts = _images(base / tgt_dir)
+    for key in sorted(set(inputs) - set(tgts)):
+        raise DatasetError(f"{inputs[key]}: no target partner named {key}.* in {base / tgt_dir}")
+    for key in sorted(set(tgts) - set(inputs)):
+        raise DatasetError(f"{tgts[key]}: no input partner named {key}.* in {base / in_dir}")
+    items = [Item(k, inputs[k], tgts[k]) for k in inputs]
+    if verify:
+        for it in items:
+            a, b = image_size(it.input), image_size(it.target)
+            if a != b:
+                raise DatasetError(f"{it.input}: size {a[0]}x{a[1]} differs from its target {it.target} ({b[0]}x{b[1]})")
+    return items
+
+
+@lru_cache(maxsize=256)
+def _cached(path: Path) -> np.ndarray:
+    """Decode once per process (each DataLoader worker keeps its own small cache)."""
+    return read_image(path)
+
+
+class EvalSet(Dataset):
+    """Test split at native resolution: ``{"id", "input", ["target"]}`` tensors in [0, 1]."""
+
+    def __init__(self, root: Path | str, split: str, kind: str):
+        self.kind = kind
+        if kind == "raw":
+            from llbench.data.raw import SIDRaw
+
+            self._raw = SIDRaw(root, split)
+            self.items = None
+        else:
+            self._raw = None
+            self.items = list_items(root, split, kind, targets=KINDS[kind][1] is not None)
+
+    def __len__(self) -> int:
+        return len(self._raw) if self._raw is not None else len(self.items)
+
+    @property
+    def has_targets(self) -> bool:
+        return self.kind != "unpaired"
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self._raw is not None:
+            return self._raw[i]
+        it = self.items[i]
+        x = read_image(it.input)
+        out: dict[str, Any] = {"id": it.id, "input": to_tensor(x)}
+        if it.target is not None:
+            out["target"] = to_tensor(read_image(it.target))
+        return out
+
+
+def _augment(arrays: list[np.ndarray], ops: tuple[str, ...], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random flips / rotation / transpose for every array (HxWxC)."""
+    if "hflip" in ops and rng.random() < 0.5:
+        arrays = [a[:, ::-1] for a in arrays]
+    if "vflip" in ops and rng.random() < 0.5:
+        arrays = [a[::-1] for a in arrays]
+    if "transpose" in ops and rng.random() < 0.5:
+        arrays = [a.transpose(1, 0, 2) for a in arrays]
+    if "rot90" in ops:
+        k = int(rng.integers(0, 4))
+        arrays = [np.rot90(a, k, axes=(0, 1)) for a in arrays]
+    return arrays
+
+
+def _crop(arrays: list[np.ndarray], crop: int | None, rng: np.random.Generator, name: str) -> list[np.ndarray]:
+    """Random ``crop`` x ``crop`` window of arrays[0]; later arrays are cropped at the same place, scaled."""
+    if crop is None:
+        return arrays
+    h, w = arrays[0].shape[:2]
+    if h < crop or w < crop:
+        raise DatasetError(f"{name}: image {h}x{w} is smaller than the training crop {crop}")
+    y = int(rng.integers(0, h - crop + 1))
+    x = int(rng.integers(0, w - crop + 1))
+    out = []
+    for a in arrays:
+        s = a.shape[0] // h
+        out.append(a[y * s : (y + crop) * s, x * s : (x + crop) * s])
+    return out
+
+
+class TrainSet(Dataset):
+    """Training samples for a method's ``train_data``; index ``epoch * n + i`` seeds the randomness.
+
+    Each sample's crop and augmentation depend only on (seed, epoch, index), so results do not depend
+    on the number of workers and a resumed run sees the same samples.
+    """
+
+    def __init__(self, root: Path | str, split: str, kind: str, train_data: str, cfg: Mapping[str, Any], seed: int):
+        if kind not in TRAINABLE.get(train_data, ()):
+            raise ValueError(
+                f"a method trained on {train_data!r} data cannot train on a {kind!r} dataset "
+                f"({root}); allowed kinds: {TRAINABLE.get(train_data)}"
+            )
+        self.train_data, self.seed = train_data, seed
+        self.crop = cfg.get("crop")
+        self.augment = tuple(cfg.get("augment") or ())
+        if kind == "raw":
+            from llbench.data.raw import SIDRaw
+
+            self._raw = SIDRaw(root, split)
+            self.n = len(self._raw)
+            self.items, self.refs = None, None
+        else:
+            self._raw = None
+            paired = train_data == "paired"
+            self.items = list_items(root, split, kind, targets=paired)
+            self.n = len(self.items)
+            self.refs = None
+            if train_data == "unpaired":
+                ref_dir = KINDS[kind][1] or "high"
+                self.refs = [p for p in sorted((Path(root) / split / ref_dir).glob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+                if not self.refs:
+                    raise DatasetError(f"{Path(root) / split / ref_dir}: no normal-light reference images for unpaired training")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        epoch, i = divmod(int(index), self.n)
+        rng = np.random.default_rng([self.seed, epoch, i])
+        if self._raw is not None:
+            s = self._raw[i]
+            arrays = [s["input"].numpy().transpose(1, 2, 0), s["target"].numpy().transpose(1, 2, 0)]
+            names = ["input", "target"]
+            label = s["id"]
+        else:
+            it = self.items[i]
+            arrays, names = [_cached(it.input)], ["input"]
+            if it.target is not None:
+                arrays.append(_cached(it.target))
+                names.append("target")
+            label = str(it.input)
+        arrays = _augment(_crop(arrays, self.crop, rng, label), self.augment, rng)
+        out = {k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a) for k, a in zip(names, arrays)}
+        if self.refs is not None:
+            ref_path = self.refs[int(rng.integers(0, len(self.refs)))]
+            ref = _augment(_crop([_cached(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]
+            out["reference"] = to_tensor(np.ascontiguousarray(ref))
+        return out
+
+
+def _f32(a: np.ndarray) -> torch.Tensor:
+    """HxWxC float32 (raw pipeline) -> CxHxW tensor."""
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+
+
+class StreamSampler(Sampler[int]):
+    """Endless stream of ``epoch * n + perm_epoch[k]`` indices, starting at stream position ``start``."""
+
+    def __init__(self, n: int, seed: int, start: int = 0):
+        self.n, self.seed, self.start = n, seed, start
+
+    def __iter__(self) -> Iterator[int]:
+        pos = self.start
+        while True:
+            epoch, k = divmod(pos, self.n)
+            perm = np.random.default_rng([self.seed, 7919, epoch]).permutation(self.n)
+            yield epoch * self.n + int(perm[k])
+            pos += 1

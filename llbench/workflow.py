@@ -1,0 +1,216 @@
+"""Config validation and the benchmark matrix: which cells exist and what each job needs.
+
+Snakemake's ``workflow/rules/common.smk`` is a thin layer over this module, so the matrix logic is
+plain, testable Python. A cell is one ``results/<dataset>/<method>/<variant>/<run>/`` directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key, the value and what is allowed."""
+
+
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _where(path) -> str:
+    out = "config"
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def _fill_defaults(node: Any, schema: dict) -> Any:
+    """Insert the schema's ``default`` values (as snakemake.utils.validate does) into a copy of ``node``."""
+    if isinstance(node, dict) and schema.get("type") == "object":
+        node = dict(node)
+        for key, sub in schema.get("properties", {}).items():
+            if key not in node and "default" in sub:
+                node[key] = copy.deepcopy(sub["default"])
+            if key in node:
+                node[key] = _fill_defaults(node[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in node:
+                if key not in schema.get("properties", {}):
+                    node[key] = _fill_defaults(node[key], extra)
+    elif isinstance(node, list) and isinstance(schema.get("items"), dict):
+        node = [_fill_defaults(v, schema["items"]) for v in node]
+    return node
+
+
+def check_schema(config: dict) -> None:
+    """Raise one :class:`ConfigError` line for the first schema violation (key, value, allowed values)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    e = errors[0]
+    where = _where(e.absolute_path)
+    if e.validator == "enum":
+        raise ConfigError(f"{where} = {e.instance!r} is not allowed; allowed: {', '.join(map(str, e.validator_value))}")
+    if e.validator == "additionalProperties":
+        allowed = ", ".join(sorted(e.schema.get("properties", {})))
+        raise ConfigError(f"{where}: {e.message}; allowed keys: {allowed}")
+    raise ConfigError(f"{where} = {json.dumps(e.instance)[:80]}: {e.message}")
+
+
+def validate(config: dict) -> dict:
+    """Check ``config`` against the schema and the registry; returns it with defaults filled in."""
+    import methods
+
+    check_schema(config)
+    cfg = _fill_defaults(config, _schema())
+    datasets = cfg["datasets"]
+    for name, ds in datasets.items():
+        if "train_on" in ds:
+            other = ds["train_on"]
+            if other not in datasets:
+                raise ConfigError(f"config.datasets.{name}.train_on = {other!r} is not a dataset; allowed: {', '.join(datasets)}")
+            if "train" not in datasets[other]:
+                raise ConfigError(f"config.datasets.{name}.train_on = {other!r} has no train split")
+
+    def check_method(where: str, name: str, variants: list[str], ds_names: list[str], trained: bool) -> None:
+        try:
+            method = methods.get(name)
+        except KeyError as e:
+            raise ConfigError(f"{where}.method: {e.args[0]}") from None
+        allowed = ["default", *method.variants]
+        for v in variants:
+            if v not in allowed:
+                raise ConfigError(f"{where}.variants: unknown variant {v!r} of {name}; allowed: {', '.join(allowed)}")
+        for d in ds_names:
+            if d not in datasets:
+                raise ConfigError(f"{where}.datasets: unknown dataset {d!r}; allowed: {', '.join(datasets)}")
+            kind = datasets[d]["kind"]
+            if kind not in method.dataset_kinds:
+                raise ConfigError(
+                    f"{where}.datasets: {name} cannot be evaluated on {d!r} (kind {kind}); "
+                    f"allowed kinds: {', '.join(method.dataset_kinds)}"
+                )
+            if trained and method.train_data != "none" and "train" not in datasets[d] and "train_on" not in datasets[d]:
+                raise ConfigError(f"{where}.datasets: {d!r} has no train split and no train_on; {name} needs training")
+
+    for i, exp in enumerate(cfg["experiments"]):
+        check_method(f"config.experiments[{i}]", exp["method"], exp["variants"], exp["datasets"], trained=True)
+    for key, pre in cfg["pretrained"].items():
+        check_method(f"config.pretrained.{key}", pre["method"], [pre["variant"]], pre["datasets"], trained=False)
+    return cfg
+
+
+def load(path: Path | str) -> dict:
+    """Read and validate a YAML config file."""
+    return validate(yaml.safe_load(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: a method variant evaluated on one dataset by one run."""
+
+    dataset: str
+    method: str
+    variant: str
+    run: str  # seed<N> or pretrained-<name>
+    seed: int = 0
+    train_dataset: str | None = None  # where the checkpoint is trained (None: no training)
+    train: dict = field(default_factory=dict, hash=False, compare=False)
+    infer: dict = field(default_factory=dict, hash=False, compare=False)
+    checkpoint: str | None = None  # external checkpoint (pretrained cells)
+
+    @property
+    def dir(self) -> str:
+        return f"results/{self.dataset}/{self.method}/{self.variant}/{self.run}"
+
+    @property
+    def train_dir(self) -> str | None:
+        if self.train_dataset is None:
+            return None
+        return f"results/{self.train_dataset}/{self.method}/{self.variant}/{self.run}"
+
+
+def cells(cfg: dict) -> list[Cell]:
+    """Every cell of the matrix, in config order (experiments, then pretrained checkpoints)."""
+    import methods
+
+    out: list[Cell] = []
+    for exp in cfg["experiments"]:
+        method = methods.get(exp["method"])
+        for d in exp["datasets"]:
+            ds = cfg["datasets"][d]
+            train_ds = None if method.train_data == "none" else ds.get("train_on", d)
+            for v in exp["variants"]:
+                for s in exp["seeds"]:
+                    out.append(Cell(d, exp["method"], v, f"seed{s}", s, train_ds, dict(exp["train"]), dict(exp["infer"])))
+    for key, pre in cfg["pretrained"].items():
+        for d in pre["datasets"]:
+            out.append(Cell(d, pre["method"], pre["variant"], f"pretrained-{key}", 0, None, {}, {}, pre["checkpoint"]))
+    return out
+
+
+def find_cell(cfg: dict, dataset: str, method: str, variant: str, run: str) -> Cell:
+    for c in cells(cfg):
+        if (c.dataset, c.method, c.variant, c.run) == (dataset, method, variant, run):
+            return c
+    raise KeyError(f"no cell {dataset}/{method}/{variant}/{run} in this config")
+
+
+def spec_hash(spec: dict) -> str:
+    """sha256 of the canonical JSON of a job spec: the 'config hash' recorded with every result."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def runtime(cfg: dict) -> dict:
+    """Settings every job shares."""
+    return {k: cfg[k] for k in ("device", "gpus", "threads", "workers", "deterministic")}
+
+
+def train_spec(cfg: dict, cell: Cell) -> dict:
+    """Everything a training job needs (the checkpoint does not depend on the evaluation dataset)."""
+    ds = cfg["datasets"][cell.train_dataset]
+    return {
+        "method": cell.method, "variant": cell.variant, "seed": cell.seed,
+        "dataset": {"name": cell.train_dataset, **ds}, "train": cell.train, "runtime": runtime(cfg),
+    }
+
+
+def eval_spec(cfg: dict, cell: Cell) -> dict:
+    return {
+        "method": cell.method, "variant": cell.variant, "run": cell.run, "seed": cell.seed,
+        "dataset": {"name": cell.dataset, **cfg["datasets"][cell.dataset]},
+        "train_dataset": cell.train_dataset, "infer": cell.infer, "checkpoint": cell.checkpoint,
+        "runtime": runtime(cfg),
+    }
+
+
+def profile_sizes(cfg: dict, method: str) -> list[list[int]]:
+    """Fixed profiling sizes plus the native size of every dataset the method is evaluated on."""
+    sizes = [list(s) for s in cfg["profile"]["sizes"]]
+    for c in cells(cfg):
+        if c.method == method:
+            native = cfg["datasets"][c.dataset].get("native_size")
+            if native and list(native) not in sizes:
+                sizes.append(list(native))
+    return sizes
+
+
+def profile_spec(cfg: dict, method: str, variant: str) -> dict:
+    return {
+        "method": method, "variant": variant, "sizes": profile_sizes(cfg, method),
+        "warmup": cfg["profile"]["warmup"], "repeats": cfg["profile"]["repeats"], "runtime": runtime(cfg),
+    }

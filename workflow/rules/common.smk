@@ -1,0 +1,60 @@
+# All the Python of the workflow: config validation and the cell matrix (llbench/workflow.py).
+import json
+import shlex
+
+from snakemake.utils import validate
+
+from llbench import workflow as wf
+
+try:
+    CFG = wf.validate(config)
+except wf.ConfigError as err:
+    raise SystemExit(f"config error: {err}") from None
+validate(config, schema="../schemas/config.schema.yaml")
+
+CELLS = {(c.dataset, c.method, c.variant, c.run): c for c in wf.cells(CFG)}
+TRAIN_CELLS = {}
+for _c in CELLS.values():
+    if _c.train_dataset is not None and _c.checkpoint is None:
+        TRAIN_CELLS.setdefault((_c.train_dataset, _c.method, _c.variant, _c.seed), _c)
+PROFILES = sorted({(c.method, c.variant) for c in CELLS.values()})
+LLBENCH = "python -m llbench"
+
+
+wildcard_constraints:
+    dataset=r"[a-z0-9][a-z0-9_-]*",
+    method=r"[a-z0-9_]+",
+    variant=r"[a-z0-9_]+",
+    run=r"seed[0-9]+|pretrained-[A-Za-z0-9_.-]+",
+    seed=r"[0-9]+",
+
+
+def arg(obj):
+    """A JSON object as one shell word."""
+    return shlex.quote(json.dumps(obj, sort_keys=True, separators=(",", ":")))
+
+
+def cell(wc):
+    key = (wc.dataset, wc.method, wc.variant, wc.run)
+    if key not in CELLS:
+        raise ValueError(f"no cell {'/'.join(key)} in this config; cells: results/<dataset>/<method>/<variant>/<run>")
+    return CELLS[key]
+
+
+def train_cell(wc):
+    key = (wc.dataset, wc.method, wc.variant, int(wc.seed))
+    if key not in TRAIN_CELLS:
+        raise ValueError(f"no training job {wc.dataset}/{wc.method}/{wc.variant}/seed{wc.seed} in this config")
+    return TRAIN_CELLS[key]
+
+
+def stamp(dataset):
+    return f"resources/stamps/{dataset}.json"
+
+
+def metrics_files():
+    return [f"{c.dir}/metrics.json" for c in CELLS.values()]
+
+
+def profile_files():
+    return [f"results/profile/{m}/{v}.json" for m, v in PROFILES]
