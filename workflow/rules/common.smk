@@ -1,6 +1,7 @@
 # All the Python of the workflow: config validation and the cell matrix (llbench/workflow.py).
 import json
 import shlex
+import sys
 
 from snakemake.utils import validate
 
@@ -18,7 +19,7 @@ for _c in CELLS.values():
     if _c.train_dataset is not None and _c.checkpoint is None:
         TRAIN_CELLS.setdefault((_c.train_dataset, _c.method, _c.variant, _c.seed), _c)
 PROFILES = sorted({(c.method, c.variant) for c in CELLS.values()})
-LLBENCH = "python -m llbench"
+LLBENCH = f"{shlex.quote(sys.executable)} -m llbench"
 
 
 wildcard_constraints:
