@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -53,19 +54,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.data_cmd == "prepare":
         from llbench.data import prepare
 
-        out = prepare.prepare(args.name, Path(args.source), Path(args.to) if args.to else None,
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+        out = prepare.prepare(args.name, [Path(s) for s in args.source], Path(args.to) if args.to else None,
                               strict_counts=not args.no_count_check, overwrite=args.overwrite)
         print(f"prepared {args.name}: {out}")
         return 0
     if args.data_cmd == "check":
-        from llbench.data.manifest import check_manifest
+        from llbench.data import prepare
 
-        root = stage.resolve_root(args.name)
-        report = check_manifest(root)
-        for label, files in (("missing", report.missing), ("extra", report.extra), ("corrupt", report.corrupt)):
-            for f in files:
-                print(f"{label}: {root / f}")
-        print(f"{root}: {'OK' if report.ok else 'FAILED'}")
+        root = prepare.resolve_root(args.name)
+        report = prepare.check(root)
+        print(prepare.format_report(root, report, limit=args.limit))
         return 0 if report.ok else 1
     raise AssertionError(args.data_cmd)
 
@@ -153,12 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stamp", required=True, help="where to write the dataset's provenance stamp")
     pr = dsub.add_parser("prepare", help="turn an official download into the canonical layout")
     pr.add_argument("name")
-    pr.add_argument("--from", dest="source", required=True, help="extracted folder or archive")
+    pr.add_argument("--from", dest="source", required=True, action="append",
+                    help="extracted folder, archive or file (repeat for datasets shipped in several parts)")
     pr.add_argument("--to", help="destination (default data/<NAME>)")
     pr.add_argument("--no-count-check", action="store_true", help="accept subsets (counts differ from the official ones)")
     pr.add_argument("--overwrite", action="store_true")
     c = dsub.add_parser("check", help="verify a dataset against its MANIFEST.sha256")
     c.add_argument("name", help="dataset name (lol, sidd, ...) or its folder")
+    c.add_argument("--limit", type=int, default=50, help="list at most this many files per problem")
     d.set_defaults(func=cmd_data)
 
     tr = sub.add_parser("train", help="train one method variant (a Snakemake job)")

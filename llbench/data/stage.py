@@ -65,16 +65,3 @@ def write_stamp(path: Path, info: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)
-
-
-def resolve_root(name_or_path: str) -> Path:
-    """A dataset folder from a path, or from a dataset name's default root (llbench.data.prepare.DATASETS)."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    from llbench.data.prepare import DATASETS
-
-    if name_or_path not in DATASETS:
-        raise KeyError(f"{name_or_path!r} is neither a folder nor a dataset name; names: {', '.join(DATASETS)}")
-    entry = DATASETS[name_or_path]
-    return Path(entry["root"] if isinstance(entry, dict) else getattr(entry, "root"))
