@@ -7,7 +7,6 @@ STAMP   := $(VENV)/.installed-lock
 CORES   ?= all
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 SMOKE   ?= config/smoke.yaml
-CALIB   := $(VENV)/share/calibration
 # pip on these machines warns about every missing local index folder; keep the rest of its output
 PIPFILTER := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
@@ -32,7 +31,7 @@ report: setup
 
 ## test-setup: test-only extras (MATLAB calibration images from the pyiqa sdist, headless Chromium)
 test-setup: setup
-	@$(PY) tools/fetch_calibration.py --dest $(CALIB)
+	@$(PY) tools/fetch_calibration.py
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 		echo "test-setup: chromium not installed; the browser test will be skipped"; }
