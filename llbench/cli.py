@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default="results/report/index.html")
     rp.set_defaults(func=cmd_report)
 
+    sub.add_parser("run", help="run snakemake with the arguments that follow, recovering a killed run's stale lock")
+
     ce = sub.add_parser("cell", help="re-run exactly one table cell through Snakemake")
     ce.add_argument("dataset")
     ce.add_argument("method")
@@ -222,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # everything after `run` belongs to snakemake, options included
+        from llbench.engine import snakemake
+
+        return snakemake([a for a in argv[1:] if a != "--"])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

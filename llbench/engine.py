@@ -33,6 +33,33 @@ def profile_job(spec: dict[str, Any], output: Path) -> Path:
     return Path(output)
 
 
+def snakemake(args: list[str]) -> int:
+    """Run Snakemake, first clearing a stale lock left by a killed run (``llbench run``).
+
+    Snakemake keeps its directory lock after SIGKILL and then refuses to start until ``--unlock``.
+    We hold our own ``flock`` for the whole run (the kernel drops it when we die), so when we get it no
+    other ``llbench run`` is alive in this directory and any Snakemake lock present is stale.
+    """
+    import fcntl
+
+    workdir = Path(".")
+    for flag in ("--directory", "-d"):
+        if flag in args[:-1]:
+            workdir = Path(args[args.index(flag) + 1])
+    exe = str(Path(sys.executable).with_name("snakemake"))
+    lock_dir = workdir / ".snakemake"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "llbench-run.lock", "w") as guard:
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"llbench run: another run is active in {workdir.resolve()}", file=sys.stderr)
+            return 1
+        if any((lock_dir / "locks").glob("*")):
+            subprocess.run([exe, *args, "--unlock"], capture_output=True)
+        return subprocess.call([exe, *args])
+
+
 def cell_target(dataset: str, method: str, variant: str, run: str = "seed0") -> str:
     return f"results/{dataset}/{method}/{variant}/{run}/metrics.json"
 

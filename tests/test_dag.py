@@ -32,8 +32,9 @@ def small_config(iterations: int = 30) -> dict:
 def run(workdir: Path, cfg: dict, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-           str(workdir / "config.yaml"), "--cores", "1", "--quiet"]
+    # the README's way to run: `llbench run <snakemake args>` (recovers a killed run's stale lock)
+    cmd = [sys.executable, "-m", "llbench", "run", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "1", "--quiet"]
     if kw.get("background"):
         return subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
