@@ -119,7 +119,12 @@ def cmd_profile_job(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from llbench.tables import write_tables
 
-    write_tables(Path(args.results), Path(args.out), cells=args.cells)
+    cells = args.cells
+    if args.config:
+        from llbench import workflow
+
+        cells = [c.dir for c in workflow.cells(workflow.load(args.config))]
+    write_tables(Path(args.results), Path(args.out), cells=cells)
     return 0
 
 
@@ -200,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("tables", help="collect metrics.json and profiles into results/tables/*.csv")
     tb.add_argument("--results", default="results")
     tb.add_argument("--cells", type=_json, default=None, help="JSON list of the expected cell folders")
+    tb.add_argument("--config", help="config file whose cells are expected (missing ones are listed)")
     tb.add_argument("--out", default="results/tables")
     tb.set_defaults(func=cmd_tables)
 
