@@ -107,7 +107,9 @@ def train(spec: dict[str, Any], out: Path) -> Path:
             _set_rng_state(state["rng"])
             start, rows = int(state["iteration"]), list(state["log"])
             log.info("resuming %s from iteration %d", out, start)
-        per_epoch = max(1, len(data) // batch)
+        # samples per epoch: the data set's size, or the method's official epoch (e.g. ALEN: one frame per scene)
+        epoch_size = int(cfg.get("epoch_size") or len(data))
+        per_epoch = max(1, epoch_size // batch)
         workers = int(spec.get("runtime", {}).get("workers", 0))
         loader = DataLoader(
             data, batch_size=batch, sampler=StreamSampler(len(data), seed, start * batch),
@@ -132,7 +134,7 @@ def train(spec: dict[str, Any], out: Path) -> Path:
                 trainer.end_epoch()
             if it % log_every == 0 or it == iterations:
                 lr = next(iter(trainer.optimizers.values())).param_groups[0]["lr"] if trainer.optimizers else None
-                rows.append({"iteration": it, "epoch": (it * batch) // len(data), **losses, "lr": lr,
+                rows.append({"iteration": it, "epoch": it // per_epoch, **losses, "lr": lr,
                              "data_s": round(t_data, 6), "step_s": round(t_step, 6)})
                 t_data = t_step = 0.0
                 log.info("iter %d/%d %s", it, iterations, " ".join(f"{k}={v:.5g}" for k, v in losses.items()))

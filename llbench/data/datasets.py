@@ -85,6 +85,11 @@ def list_items(root: Path | str, split: str, kind: str, *, targets: bool = True,
     return items
 
 
+def raw_cache_dir(root: Path | str) -> Path:
+    """Rendered raw ground truths live under resources/cache/, never inside a (DVC-tracked) dataset root."""
+    return Path("resources") / "cache" / Path(root).resolve().as_posix().strip("/").replace("/", "_") / "gt"
+
+
 @lru_cache(maxsize=256)
 def _cached(path: Path) -> np.ndarray:
     """Decode once per process (each DataLoader worker keeps its own small cache)."""
@@ -99,7 +104,7 @@ class EvalSet(Dataset):
         if kind == "raw":
             from llbench.data.raw import SIDRaw
 
-            self._raw = SIDRaw(root, split)
+            self._raw = SIDRaw(root, split, cache_dir=raw_cache_dir(root))
             self.items = None
         else:
             self._raw = None
@@ -172,7 +177,7 @@ class TrainSet(Dataset):
         if kind == "raw":
             from llbench.data.raw import SIDRaw
 
-            self._raw = SIDRaw(root, split)
+            self._raw = SIDRaw(root, split, cache_dir=raw_cache_dir(root))
             self.n = len(self._raw)
             self.items, self.refs = None, None
         else:

@@ -47,6 +47,7 @@ __all__ = [
     "cached_ground_truth",
     "check_rggb",
     "exposure_time",
+    "load_raw_input",
     "pack_bayer",
     "pack_raw_file",
     "parse_name",
@@ -102,9 +103,7 @@ def parse_name(path: str | os.PathLike) -> SIDName:
         try:
             exposure = float(m["exposure"])
         except ValueError:
-            raise ValueError(
-                f"{path}: unparsable exposure {m['exposure'] + 's'!r} in the file name"
-            ) from None
+            raise ValueError(f"{path}: unparsable exposure {m['exposure'] + 's'!r} in the file name") from None
         if not np.isfinite(exposure) or exposure <= 0:
             raise ValueError(f"{path}: exposure {exposure} in the file name is not a positive time")
     return SIDName(m["scene"], m["frame"], exposure)
@@ -145,9 +144,7 @@ def read_list(path: str | os.PathLike) -> list[tuple[str, str]]:
             if not fields:
                 continue
             if len(fields) < 2:
-                raise ValueError(
-                    f"{path}:{lineno}: expected '<short path> <long path> [ISO F]', got {line!r}"
-                )
+                raise ValueError(f"{path}:{lineno}: expected '<short path> <long path> [ISO F]', got {line!r}")
             pairs.append((fields[0], fields[1]))
     return pairs
 
@@ -163,19 +160,13 @@ def _rawpy():
 
 def check_rggb(raw: Any, path: str | os.PathLike) -> None:
     """Raise ``ValueError`` naming ``path`` unless the 2x2 CFA of ``raw`` (a ``rawpy.RawPy``) is RGGB."""
-    desc = (
-        raw.color_desc.decode("ascii", "replace")
-        if isinstance(raw.color_desc, bytes)
-        else str(raw.color_desc)
-    )
+    desc = raw.color_desc.decode("ascii", "replace") if isinstance(raw.color_desc, bytes) else str(raw.color_desc)
     pattern = np.asarray(raw.raw_pattern)
     if pattern.shape != (2, 2) or int(pattern.max()) >= len(desc):
         raise ValueError(f"{path}: not a 2x2 Bayer raw (raw_pattern {pattern.tolist()}, colors {desc!r})")
     letters = "".join(desc[i] for i in pattern.ravel())
     if letters != "RGGB":
-        raise ValueError(
-            f"{path}: Bayer pattern is {letters}, expected RGGB (SID packing: R at (0,0), B at (1,1))"
-        )
+        raise ValueError(f"{path}: Bayer pattern is {letters}, expected RGGB (SID packing: R at (0,0), B at (1,1))")
 
 
 def _open(path: str | os.PathLike):
@@ -224,6 +215,36 @@ def pack_raw_file(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     return pack_bayer(bayer), exposure
 
 
+def load_raw_input(
+    path: str | os.PathLike, ratio: float | None = None, long_path: str | os.PathLike | None = None
+) -> torch.Tensor:
+    """A short exposure as network input: packed, amplified, clipped at 1; float32 (4, H/2, W/2).
+
+    Args:
+        path: the short-exposure raw file.
+        ratio: amplification; by default ``min(long / short exposure, 300)`` with the long exposure taken
+            from ``long_path`` or, in the SID layout, from ``<path>/../../long/<scene>_00_*``.
+    Raises:
+        ValueError / FileNotFoundError naming ``path`` when no ratio can be determined.
+    """
+    packed, short_t = pack_raw_file(path)
+    if ratio is None:
+        if long_path is None:
+            scene = parse_name(path).scene
+            long_dir = Path(path).resolve().parent.parent / "long"
+            longs = sorted(p for p in long_dir.glob(f"{scene}_00*") if _is_raw(p)) if long_dir.is_dir() else []
+            if not longs:
+                raise FileNotFoundError(
+                    f"{path}: no amplification ratio given and no long exposure {long_dir}/{scene}_00_* to "
+                    "derive it from"
+                )
+            long_path = longs[0]
+        ratio = amplification_ratio(short_t, _exposure(Path(long_path)))
+    if not ratio > 0:
+        raise ValueError(f"{path}: amplification ratio must be positive, got {ratio}")
+    return torch.from_numpy(np.minimum(packed * np.float32(ratio), 1.0))
+
+
 # ---- ground truth -------------------------------------------------------------------------------
 def _postprocess(raw: Any) -> np.ndarray:
     """LibRaw rendering of the SID ground truth (H, W, 3) uint16; a seam tests count calls through."""
@@ -252,9 +273,7 @@ def _cv2():
     try:
         import cv2
     except ImportError as e:  # pragma: no cover - opencv comes with pyiqa
-        raise ImportError(
-            "the ground-truth cache writes 16-bit PNGs with OpenCV (pip install opencv-python)"
-        ) from e
+        raise ImportError("the ground-truth cache writes 16-bit PNGs with OpenCV (pip install opencv-python)") from e
     return cv2
 
 
@@ -269,9 +288,7 @@ def cached_ground_truth(path: str | os.PathLike, cache_dir: str | os.PathLike) -
     if cache.is_file():
         bgr = cv2.imread(os.fspath(cache), cv2.IMREAD_UNCHANGED)
         if bgr is not None and bgr.dtype == np.uint16 and bgr.ndim == 3 and bgr.shape[2] == 3:
-            return np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(
-                65535
-            )
+            return np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(65535)
     rgb = _render_u16(path)
     cache.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=cache.parent)
@@ -365,15 +382,11 @@ class SIDRaw(Dataset):
         if not short.is_file():
             raise FileNotFoundError(f"{where}: short exposure {short} does not exist")
         if not long.is_file():
-            raise FileNotFoundError(
-                f"{where}: {short.name} has no long-exposure partner: {long} does not exist"
-            )
+            raise FileNotFoundError(f"{where}: {short.name} has no long-exposure partner: {long} does not exist")
         return RawPair(short.stem, short, long, s.scene, s.frame)
 
     def _from_list(self, list_file: Path) -> list[RawPair]:
-        return [
-            self._make_pair(self.root / s, self.root / g, str(list_file)) for s, g in read_list(list_file)
-        ]
+        return [self._make_pair(self.root / s, self.root / g, str(list_file)) for s, g in read_list(list_file)]
 
     def _from_dirs(self) -> list[RawPair]:
         short_dir, long_dir = self.root / "Sony" / "short", self.root / "Sony" / "long"
