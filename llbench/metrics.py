@@ -202,7 +202,8 @@ def niqe(out: np.ndarray, device: str = "cpu") -> float:
             there is no block (pyiqa fails); with exactly one block the covariance across blocks is
             undefined (MATLAB's nanmean/nancov treat a single 1x36 row as one vector, so LIVE's
             ``computequality.m`` no longer computes NIQE; pyiqa returns a value from a degenerate
-            covariance). The evaluator decides what to do.
+            covariance). Also when the block statistics are not finite (e.g. a constant image).
+            The evaluator records the metric as not applicable for that image.
     """
     _check_u8(out, "out", channels=(1, 3))
     h, w = out.shape[:2]
@@ -215,9 +216,14 @@ def niqe(out: np.ndarray, device: str = "cpu") -> float:
     x = torch.tensor(out, dtype=torch.float32) / 255.0
     x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
     metric = _niqe_metric(device)
-    with torch.inference_mode():
-        value = metric(x.to(device))
-    return float(value.reshape(-1)[0])
+    try:
+        with torch.inference_mode():
+            value = float(metric(x.to(device)).reshape(-1)[0])
+    except RuntimeError as e:  # torch.linalg errors: NaN block features, e.g. a flat (constant) output
+        raise ValueError(f"NIQE undefined for this {h}x{w} image: {str(e).splitlines()[0]}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"NIQE undefined for this {h}x{w} image (non-finite value {value})")
+    return value
 
 
 # ---- statistics ------------------------------------------------------------------------------

@@ -375,3 +375,9 @@ def test_fetch_calibration_refuses_incomplete_or_unsafe_archives(tmp_path):
         fetch_calibration.extract_results_calibra(bad, dest, sha256=sha)
     assert not dest.exists() and not (tmp_path / "evil.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.tar.gz"]  # temporary directories cleaned up
+
+
+def test_niqe_of_a_flat_image_is_undefined_not_a_number():
+    flat = np.full((192, 192, 3), 7, dtype=np.uint8)
+    with pytest.raises(ValueError, match="NIQE undefined"):
+        metrics.niqe(flat)
