@@ -119,11 +119,9 @@ def cmd_profile_job(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from llbench.tables import write_tables
 
-    cells = args.cells
-    if args.config:
-        from llbench import workflow
+    from llbench.tables import expected_cells
 
-        cells = [c.dir for c in workflow.cells(workflow.load(args.config))]
+    cells = args.cells if args.cells is not None else (expected_cells(args.configfile) if args.configfile else None)
     write_tables(Path(args.results), Path(args.out), cells=cells)
     return 0
 
@@ -131,7 +129,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from llbench.report import render
 
-    print(render(Path(args.tables), Path(args.out)))
+    print(render(Path(args.tables), Path(args.out), results=Path(args.results), configfile=args.configfile))
     return 0
 
 
@@ -205,18 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("tables", help="collect metrics.json and profiles into results/tables/*.csv")
     tb.add_argument("--results", default="results")
     tb.add_argument("--cells", type=_json, default=None, help="JSON list of the expected cell folders")
-    tb.add_argument("--config", help="config file whose cells are expected (missing ones are listed)")
+    tb.add_argument("--configfile", help="config whose cells are expected (missing ones are listed)")
     tb.add_argument("--out", default="results/tables")
     tb.set_defaults(func=cmd_tables)
 
     rp = sub.add_parser("report", help="render the HTML report from the tables")
     rp.add_argument("--tables", default="results/tables")
     rp.add_argument("--out", default="results/report/index.html")
+    rp.add_argument("--results", default="results")
+    rp.add_argument("--configfile", help="the config the results come from (shown in the re-run commands)")
     rp.set_defaults(func=cmd_report)
 
     sub.add_parser("run", help="run snakemake with the arguments that follow, recovering a killed run's stale lock")
 
-    ce = sub.add_parser("cell", help="re-run exactly one table cell through Snakemake")
+    ce = sub.add_parser("cell", help="re-run exactly one table cell through Snakemake (extra snakemake args after --)")
     ce.add_argument("dataset")
     ce.add_argument("method")
     ce.add_argument("variant")
@@ -224,8 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--configfile", default="config/config.yaml")
     ce.add_argument("-n", "--dry-run", action="store_true")
     ce.add_argument("--forcerun", action="store_true", help="recompute the cell even if it is up to date")
-    ce.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="extra arguments after -- go to snakemake")
-    ce.set_defaults(func=cmd_cell)
+    ce.set_defaults(func=cmd_cell, snakemake_args=[])
     return p
 
 
@@ -235,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         from llbench.engine import snakemake
 
         return snakemake([a for a in argv[1:] if a != "--"])
-    args = build_parser().parse_args(argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # `llbench cell ... -- <snakemake args>`
+    args = build_parser().parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    if args.cmd == "cell":
+        args.snakemake_args = extra
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError) as e:

@@ -1,5 +1,6 @@
 # All the Python of the workflow: config validation and the cell matrix (llbench/workflow.py).
 import json
+import os
 import shlex
 import sys
 

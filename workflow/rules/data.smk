@@ -4,7 +4,7 @@
 
 rule dataset:
     input:
-        lambda wc: [] if "tiny" in CFG["datasets"][wc.dataset] else ["data.dvc"],
+        lambda wc: [] if "tiny" in CFG["datasets"][wc.dataset] else [str(wf.REPO / "data.dvc")],
     output:
         "resources/stamps/{dataset}.json",
     params:

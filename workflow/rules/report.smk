@@ -10,6 +10,8 @@ rule tables:
         ablations="results/tables/ablations.csv",
         profile="results/tables/profile.csv",
         per_image="results/tables/per_image.csv",
+        cells="results/tables/cells.csv",
+        train_log="results/tables/train_log.csv",
     params:
         cells=lambda wc: arg([c.dir for c in CELLS.values()]),
     log:
@@ -21,9 +23,14 @@ rule tables:
 rule report:
     input:
         rules.tables.output,
+        references=str(wf.REPO / "report" / "reference_numbers.yaml"),
+        templates=sorted(str(p) for p in (wf.REPO / "report").rglob("*") if p.is_file()),
     output:
         "results/report/index.html",
+    params:
+        configfile=lambda wc: shlex.quote(os.path.relpath(workflow.configfiles[-1])) if workflow.configfiles else "''",
     log:
         "logs/report.log",
     shell:
-        "{LLBENCH} report --tables results/tables --out {output} > {log} 2>&1"
+        "{LLBENCH} report --tables results/tables --results results --configfile {params.configfile}"
+        " --out {output} > {log} 2>&1"
