@@ -108,3 +108,33 @@ def test_stream_sampler_resumes_at_position():
     resumed = iter(StreamSampler(5, seed=1, start=8))
     assert [next(resumed) for _ in range(5)] == first[8:]
     assert sorted(i % 5 for i in first[:5]) == list(range(5))  # each epoch is a permutation
+
+
+def test_sidd_validation_blocks_from_mat(tmp_path):
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    noisy = np.clip(gt.astype(int) + rng.integers(-9, 10, gt.shape), 0, 255).astype(np.uint8)
+    val = tmp_path / "sidd" / "val"
+    val.mkdir(parents=True)
+    scipy.io.savemat(val / "ValidationNoisyBlocksSrgb.mat", {"ValidationNoisyBlocksSrgb": noisy})
+    scipy.io.savemat(val / "ValidationGtBlocksSrgb.mat", {"ValidationGtBlocksSrgb": gt})
+    ev = EvalSet(tmp_path / "sidd", "val", "denoise")
+    assert len(ev) == 6
+    s = ev[4]  # image 1, block 1
+    assert s["id"] == "b01_01"
+    assert torch.equal((s["target"] * 255).round().byte().permute(1, 2, 0), torch.from_numpy(gt[1, 1]))
+    assert torch.equal((s["input"] * 255).round().byte().permute(1, 2, 0), torch.from_numpy(noisy[1, 1]))
+
+
+def test_sidd_blocks_wrong_key_names_the_file(tmp_path):
+    import scipy.io
+
+    val = tmp_path / "val"
+    val.mkdir()
+    blocks = np.zeros((1, 1, 8, 8, 3), np.uint8)
+    scipy.io.savemat(val / "ValidationNoisyBlocksSrgb.mat", {"Noisy": blocks})
+    scipy.io.savemat(val / "ValidationGtBlocksSrgb.mat", {"ValidationGtBlocksSrgb": blocks})
+    with pytest.raises(ValueError, match=r"ValidationNoisyBlocksSrgb\.mat: no variable 'ValidationNoisyBlocksSrgb'"):
+        EvalSet(tmp_path, "val", "denoise")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from llbench.data import sidd
 from llbench.data.images import IMAGE_SUFFIXES, DatasetError, image_size, read_image, to_tensor
 
 #: dataset kind -> (input folder, target folder or None) inside ``<root>/<split>/``
@@ -81,7 +82,9 @@ def list_items(root: Path | str, split: str, kind: str, *, targets: bool = True,
         for it in items:
             a, b = image_size(it.input), image_size(it.target)
             if a != b:
-                raise DatasetError(f"{it.input}: size {a[0]}x{a[1]} differs from its target {it.target} ({b[0]}x{b[1]})")
+                raise DatasetError(
+                    f"{it.input}: size {a[0]}x{a[1]} differs from its target {it.target} ({b[0]}x{b[1]})"
+                )
     return items
 
 
@@ -105,6 +108,9 @@ class EvalSet(Dataset):
             from llbench.data.raw import SIDRaw
 
             self._raw = SIDRaw(root, split, cache_dir=raw_cache_dir(root))
+            self.items = None
+        elif kind == "denoise" and sidd.has_blocks(Path(root) / split):
+            self._raw = sidd.SIDDBlocks(Path(root) / split)  # the official SIDD validation .mat blocks
             self.items = None
         else:
             self._raw = None
@@ -187,10 +193,8 @@ class TrainSet(Dataset):
             self.n = len(self.items)
             self.refs = None
             if train_data == "unpaired":
-                ref_dir = KINDS[kind][1] or "high"
-                self.refs = [p for p in sorted((Path(root) / split / ref_dir).glob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
-                if not self.refs:
-                    raise DatasetError(f"{Path(root) / split / ref_dir}: no normal-light reference images for unpaired training")
+                # the split's normal-light images, read as a second, unpaired set (EnlightenGAN's trainB)
+                self.refs = list(_images(Path(root) / split / (KINDS[kind][1] or "high")).values())
 
     def __len__(self) -> int:
         return self.n
@@ -211,7 +215,8 @@ class TrainSet(Dataset):
                 names.append("target")
             label = str(it.input)
         arrays = _augment(_crop(arrays, self.crop, rng, label), self.augment, rng)
-        out = {k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a) for k, a in zip(names, arrays)}
+        out = {k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a)
+               for k, a in zip(names, arrays, strict=True)}
         if self.refs is not None:
             ref_path = self.refs[int(rng.integers(0, len(self.refs)))]
             ref = _augment(_crop([_cached(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]

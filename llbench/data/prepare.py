@@ -68,6 +68,7 @@ from PIL import Image
 
 from llbench.data.images import DatasetError
 from llbench.data.manifest import MANIFEST, CheckReport, check_manifest, read_manifest, write_manifest
+from llbench.data.sidd import SIDD_VAL_FILES, SIDD_VAL_SHAPE, read_mat_array
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,6 @@ COUNTS: dict[str, dict[str, int]] = {
     "sid": {"train": 1865, "val": 234, "test": 598, "short": 2697, "long": 231},
 }
 
-# SIDD validation: file name -> (variable name, role); shape checked when strict.
-SIDD_VAL_FILES = {
-    "ValidationNoisyBlocksSrgb.mat": "ValidationNoisyBlocksSrgb",
-    "ValidationGtBlocksSrgb.mat": "ValidationGtBlocksSrgb",
-}
-SIDD_VAL_SHAPE = (40, 32, 256, 256, 3)  # uint8: 40 images x 32 blocks of 256x256 RGB
 
 # sha256 of the official SID Sony lists (Learning-to-See-in-the-Dark@0448b58 dataset/), after normalising
 # line endings and surrounding blanks (one "<fields>\n" per non-empty line).
@@ -535,40 +530,6 @@ def _decode_raw(path: Path) -> tuple[int, ...]:
             return tuple(raw.raw_image_visible.shape)
     except (rawpy.LibRawError, OSError, ValueError) as e:
         raise _Problem(f"{path}: corrupt or unreadable raw file ({e})") from None
-
-
-def read_mat_array(path: Path, key: str) -> np.ndarray:
-    """Read variable ``key`` from a MATLAB file: v4-v7.2 with scipy, v7.3 (HDF5) with h5py.
-
-    Raises:
-        ValueError: the file is unreadable or has no variable ``key`` (the message lists those it has).
-    """
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(128)
-    if head.startswith(b"MATLAB 7.3"):
-        try:
-            import h5py
-        except ImportError:
-            raise ValueError(f"{path}: a MATLAB v7.3 (HDF5) file; install h5py to read it") from None
-        with h5py.File(path, "r") as h5:
-            if key not in h5:
-                raise ValueError(f"{path}: no variable {key!r} (found {sorted(h5.keys())})")
-            arr = np.asarray(h5[key])
-        return arr.transpose(
-            tuple(reversed(range(arr.ndim)))
-        )  # HDF5 stores MATLAB's column-major dims reversed
-    import scipy.io
-
-    try:
-        names = [v[0] for v in scipy.io.whosmat(path)]
-        if key not in names:
-            raise ValueError(f"{path}: no variable {key!r} (found {names})")
-        return scipy.io.loadmat(path, variable_names=[key])[key]
-    except ValueError:
-        raise
-    except Exception as e:  # scipy raises several types (MatReadError, TypeError, OSError) on damaged files
-        raise ValueError(f"{path}: corrupt or unreadable .mat file ({type(e).__name__}: {e})") from None
 
 
 def _check_mat(item: _Item) -> tuple[tuple[int, ...], str]:
