@@ -515,7 +515,7 @@ def test_lr_schedules_match_official_steps():
         1 / 16,
         1 / 16,
     ]
-    sid = METHOD.train_config(dataset="sid")
+    sid = METHOD.train_config(dataset="sid-srgb")
     assert lr_factor(0, sid) == pytest.approx(1.0)
     assert lr_factor(100_000, sid) * 1e-4 == pytest.approx((1e-4 + 1e-7) / 2)
     assert lr_factor(200_000, sid) * 1e-4 == pytest.approx(1e-7)
@@ -541,7 +541,7 @@ def test_dataset_defaults_follow_official_configs():
         )
     syn = METHOD.train_config(dataset="lolv2-syn")
     assert (syn["batch_size"], syn["crop"], syn["vgg_weight"]) == (32, 128, 0.02)
-    sid = METHOD.train_config(dataset="sid")
+    sid = METHOD.train_config(dataset="sid-srgb")
     assert (sid["batch_size"], sid["lr"], sid["scheduler"], sid["iterations"], sid["vgg_weight"]) == (
         2,
         1e-4,

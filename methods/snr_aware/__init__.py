@@ -209,8 +209,8 @@ class SNRAware(Method):
         # LOLv2_synthetic.yml + Video_base_model4.py: 384x384 images, 128 crops, batch 32, CB + 0.02 VGG
         "lolv2-syn": {"batch_size": 32, "crop": 128, "resize": None, "vgg_weight": 0.02},
         # SID.yml + Video_base_model3.py (rawpy-ISP RGB frames): 960x512 full frames, batch 2, lr 1e-4,
-        # cosine over 200k iterations to 1e-7, CB + 0.1 VGG
-        "sid": {
+        # cosine over 200k iterations to 1e-7, CB + 0.1 VGG. Named sid-srgb: the pipeline's `sid` is raw.
+        "sid-srgb": {
             "batch_size": 2,
             "crop": None,
             "resize": (512, 960),
