@@ -55,8 +55,13 @@ def cmd_data(args: argparse.Namespace) -> int:
         from llbench.data import prepare
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-        out = prepare.prepare(args.name, [Path(s) for s in args.source], Path(args.to) if args.to else None,
-                              strict_counts=not args.no_count_check, overwrite=args.overwrite)
+        out = prepare.prepare(
+            args.name,
+            [Path(s) for s in args.source],
+            Path(args.to) if args.to else None,
+            strict_counts=not args.no_count_check,
+            overwrite=args.overwrite,
+        )
         print(f"prepared {args.name}: {out}")
         return 0
     if args.data_cmd == "check":
@@ -86,8 +91,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_infer(args: argparse.Namespace) -> int:
     from llbench.evaluate import infer_files
 
-    for path in infer_files(args.method, args.variant, Path(args.checkpoint), [Path(p) for p in args.inputs],
-                            Path(args.output), device=args.device):
+    for path in infer_files(
+        args.method,
+        args.variant,
+        Path(args.checkpoint),
+        [Path(p) for p in args.inputs],
+        Path(args.output),
+        device=args.device,
+    ):
         print(path)
     return 0
 
@@ -104,8 +115,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
     else:
         for r in results:
-            print(f"{r['method']}/{r['variant']} @ {r['size'][0]}x{r['size'][1]}: {r['params']:,} params, "
-                  f"{r['flops'] / 1e9:.4f} GFLOPs, {r['latency_ms']:.2f} ms on {r['device']}")
+            print(
+                f"{r['method']}/{r['variant']} @ {r['size'][0]}x{r['size'][1]}: {r['params']:,} params, "
+                f"{r['flops'] / 1e9:.4f} GFLOPs, {r['latency_ms']:.2f} ms on {r['device']}"
+            )
     return 0
 
 
@@ -117,9 +130,7 @@ def cmd_profile_job(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from llbench.tables import write_tables
-
-    from llbench.tables import expected_cells
+    from llbench.tables import expected_cells, write_tables
 
     cells = args.cells if args.cells is not None else (expected_cells(args.configfile) if args.configfile else None)
     write_tables(Path(args.results), Path(args.out), cells=cells)
@@ -136,8 +147,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_cell(args: argparse.Namespace) -> int:
     from llbench.engine import run_cell
 
-    return run_cell(args.dataset, args.method, args.variant, args.run, configfile=args.configfile,
-                    dry_run=args.dry_run, force=args.forcerun, extra=args.snakemake_args)
+    return run_cell(
+        args.dataset,
+        args.method,
+        args.variant,
+        args.run,
+        configfile=args.configfile,
+        dry_run=args.dry_run,
+        force=args.forcerun,
+        extra=args.snakemake_args,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,10 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stamp", required=True, help="where to write the dataset's provenance stamp")
     pr = dsub.add_parser("prepare", help="turn an official download into the canonical layout")
     pr.add_argument("name")
-    pr.add_argument("--from", dest="source", required=True, action="append",
-                    help="extracted folder, archive or file (repeat for datasets shipped in several parts)")
+    pr.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        action="append",
+        help="extracted folder, archive or file (repeat for datasets shipped in several parts)",
+    )
     pr.add_argument("--to", help="destination (default data/<NAME>)")
-    pr.add_argument("--no-count-check", action="store_true", help="accept subsets (counts differ from the official ones)")
+    pr.add_argument(
+        "--no-count-check", action="store_true", help="accept subsets (counts differ from the official ones)"
+    )
     pr.add_argument("--overwrite", action="store_true")
     c = dsub.add_parser("check", help="verify a dataset against its MANIFEST.sha256")
     c.add_argument("name", help="dataset name (lol, sidd, ...) or its folder")

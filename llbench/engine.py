@@ -17,8 +17,14 @@ def profile_job(spec: dict[str, Any], output: Path) -> Path:
     device, lease = runtime.setup(spec.get("runtime", {}))
     try:
         sizes = [
-            profile_method(spec["method"], spec["variant"], size=tuple(s), device=device.type,
-                           warmup=int(spec.get("warmup", 3)), repeats=int(spec.get("repeats", 20)))
+            profile_method(
+                spec["method"],
+                spec["variant"],
+                size=tuple(s),
+                device=device.type,
+                warmup=int(spec.get("warmup", 3)),
+                repeats=int(spec.get("repeats", 20)),
+            )
             for s in spec["sizes"]
         ]
         dev = runtime.describe_device(device, lease)
@@ -26,10 +32,15 @@ def profile_job(spec: dict[str, Any], output: Path) -> Path:
         lease.release()
     from llbench import provenance
 
-    runtime.atomic_write_json(Path(output), {
-        "method": spec["method"], "variant": spec["variant"], "sizes": sizes,
-        "provenance": provenance.record(spec, data=None, device=dev),
-    })
+    runtime.atomic_write_json(
+        Path(output),
+        {
+            "method": spec["method"],
+            "variant": spec["variant"],
+            "sizes": sizes,
+            "provenance": provenance.record(spec, data=None, device=dev),
+        },
+    )
     return Path(output)
 
 
@@ -64,8 +75,17 @@ def cell_target(dataset: str, method: str, variant: str, run: str = "seed0") -> 
     return f"results/{dataset}/{method}/{variant}/{run}/metrics.json"
 
 
-def run_cell(dataset: str, method: str, variant: str, run: str = "seed0", *, configfile: str = "config/config.yaml",
-             dry_run: bool = False, force: bool = False, extra: list[str] | None = None) -> int:
+def run_cell(
+    dataset: str,
+    method: str,
+    variant: str,
+    run: str = "seed0",
+    *,
+    configfile: str = "config/config.yaml",
+    dry_run: bool = False,
+    force: bool = False,
+    extra: list[str] | None = None,
+) -> int:
     """Run exactly one cell's jobs through Snakemake (its training, if needed, and its evaluation)."""
     from llbench import workflow
 

@@ -43,7 +43,9 @@ def load_weights(method: methods.Method, model: nn.Module, path: Path) -> dict[s
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"{path}: does not fit {method.name}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+        raise ValueError(
+            f"{path}: does not fit {method.name}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+        )
     for k, v in state.items():
         if tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(f"{path}: key {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
@@ -136,13 +138,21 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None) ->
     summary = _summary(rows, names)
     flags = {**info["flags"]}
     result = {
-        "cell": {"dataset": ds["name"], "method": method.name, "variant": variant, "run": spec.get("run"),
-                 "train_dataset": spec.get("train_dataset")},
+        "cell": {
+            "dataset": ds["name"],
+            "method": method.name,
+            "variant": variant,
+            "run": spec.get("run"),
+            "train_dataset": spec.get("train_dataset"),
+        },
         "metrics": summary,
         "not_applicable": [k for k, v in summary.items() if v["n"] == 0],
         "images": len(rows),
-        "protocol": {**metrics.PROTOCOL, "gt_mean": bool(ds.get("gt_mean")),
-                     "secondary": sorted(k for k in names if k not in ("psnr", "ssim", "niqe"))},
+        "protocol": {
+            **metrics.PROTOCOL,
+            "gt_mean": bool(ds.get("gt_mean")),
+            "secondary": sorted(k for k in names if k not in ("psnr", "ssim", "niqe")),
+        },
         "checkpoint": {"path": str(checkpoint) if checkpoint else None, "format": info["format"]},
         "inference": opts,
         "seconds_per_image": float(np.median([r["seconds"] for r in rows])) if rows else None,
@@ -160,8 +170,9 @@ def _stamp(name: str) -> dict[str, Any] | None:
     return _dataset_stamp(name)
 
 
-def infer_files(method_name: str, variant: str, checkpoint: Path, inputs: list[Path], out_dir: Path,
-                device: str = "auto") -> list[Path]:
+def infer_files(
+    method_name: str, variant: str, checkpoint: Path, inputs: list[Path], out_dir: Path, device: str = "auto"
+) -> list[Path]:
     """Enhance image files with a project or official checkpoint; writes ``<out_dir>/<stem>.png``."""
     method = methods.get(method_name)
     dev, lease = runtime.setup({"device": device, "threads": torch.get_num_threads()})

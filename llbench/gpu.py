@@ -84,7 +84,9 @@ def lease(device: str = "auto", pool: list[int] | None = None, timeout: float = 
     devices = gpu_pool(pool)
     if not devices:
         if device == "cuda":
-            raise RuntimeError("device: cuda was requested but the GPU pool is empty (no nvidia-smi, LLBENCH_GPUS or gpus)")
+            raise RuntimeError(
+                "device: cuda was requested but the GPU pool is empty (no nvidia-smi, LLBENCH_GPUS or gpus)"
+            )
         return Lease("cpu", "cpu")
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout

@@ -178,9 +178,7 @@ def _niqe_metric(device: str) -> Any:
     if key not in _NIQE_CACHE:
         digest = niqe_params_sha256(NIQE_PARAMS)
         if digest != NIQE_PARAMS_SHA256:
-            raise ValueError(
-                f"NIQE parameter file {NIQE_PARAMS} has sha256 {digest}, expected {NIQE_PARAMS_SHA256}"
-            )
+            raise ValueError(f"NIQE parameter file {NIQE_PARAMS} has sha256 {digest}, expected {NIQE_PARAMS_SHA256}")
         import pyiqa  # ~3 s; only here so that metric-free jobs stay fast
 
         # create_metric(**kw) -> InferenceModel -> net_opts.update(kw) -> NIQE(pretrained_model_path=...),
@@ -255,26 +253,36 @@ def bootstrap_ci(
 #: public metric name -> properties used by the evaluator and the report
 METRICS: dict[str, dict[str, Any]] = {
     "psnr": {
-        "higher_better": True, "needs_target": True, "label": "PSNR (dB)",
+        "higher_better": True,
+        "needs_target": True,
+        "label": "PSNR (dB)",
         "protocol": "RGB, 8-bit output vs 8-bit target, data range 255, no border crop, float64",
     },
     "ssim": {
-        "higher_better": True, "needs_target": True, "label": "SSIM",
+        "higher_better": True,
+        "needs_target": True,
+        "label": "SSIM",
         "protocol": "Wang et al. (MATLAB ssim_index): Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, 'valid' "
-                    "region, per RGB channel then averaged, no downsampling (scikit-image implementation)",
+        "region, per RGB channel then averaged, no downsampling (scikit-image implementation)",
     },
     "niqe": {
-        "higher_better": False, "needs_target": False, "label": "NIQE",
+        "higher_better": False,
+        "needs_target": False,
+        "label": "NIQE",
         "protocol": "pyiqa 'niqe' with LIVE's pristine parameters (modelparameters.mat), YIQ-Y luma, "
-                    "96x96 blocks, offline; undefined below two 96x96 blocks",
+        "96x96 blocks, offline; undefined below two 96x96 blocks",
     },
     "psnr_gtmean": {
-        "higher_better": True, "needs_target": True, "label": "PSNR GT-mean (dB)",
+        "higher_better": True,
+        "needs_target": True,
+        "label": "PSNR GT-mean (dB)",
         "protocol": "PSNR after scaling the output to the target's mean gray level (KinD/LLFlow/"
-                    "Retinexformer 'GT-mean'; uses the ground truth), re-quantized to 8 bit",
+        "Retinexformer 'GT-mean'; uses the ground truth), re-quantized to 8 bit",
     },
     "ssim_gtmean": {
-        "higher_better": True, "needs_target": True, "label": "SSIM GT-mean",
+        "higher_better": True,
+        "needs_target": True,
+        "label": "SSIM GT-mean",
         "protocol": "SSIM after the GT-mean scaling (uses the ground truth), re-quantized to 8 bit",
     },
 }
@@ -288,9 +296,12 @@ PROTOCOL: dict[str, Any] = {
     "psnr": METRICS["psnr"]["protocol"],
     "ssim": METRICS["ssim"]["protocol"],
     "niqe": METRICS["niqe"]["protocol"],
-    "niqe_params": {"file": "llbench/metrics_data/niqe/modelparameters.mat", "sha256": NIQE_PARAMS_SHA256,
-                    "source": "LIVE niqe_release (UT Austin), notice in LIVE_readme.txt"},
+    "niqe_params": {
+        "file": "llbench/metrics_data/niqe/modelparameters.mat",
+        "sha256": NIQE_PARAMS_SHA256,
+        "source": "LIVE niqe_release (UT Austin), notice in LIVE_readme.txt",
+    },
     "gt_mean": "secondary columns psnr_gtmean/ssim_gtmean: out * mean_gray(target) / mean_gray(out), "
-               "gray = 0.299 R + 0.587 G + 0.114 B",
+    "gray = 0.299 R + 0.587 G + 0.114 B",
     "bootstrap": "95% percentile bootstrap CI of the mean, 1000 resamples, seed 0",
 }

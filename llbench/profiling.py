@@ -41,14 +41,61 @@ __all__ = ["count_flops", "count_params", "measure_latency", "peak_memory_mb", "
 
 #: aten ops that only move or view data (no arithmetic): left out of ``uncounted_ops``
 _DATA_ONLY = {
-    "_to_copy", "_unsafe_view", "alias", "as_strided", "cat", "clone", "constant_pad_nd", "contiguous",
-    "copy_", "detach", "empty", "empty_like", "empty_strided", "expand", "fill_", "flip", "full",
+    "_to_copy",
+    "_unsafe_view",
+    "alias",
+    "as_strided",
+    "cat",
+    "clone",
+    "constant_pad_nd",
+    "contiguous",
+    "copy_",
+    "detach",
+    "empty",
+    "empty_like",
+    "empty_strided",
+    "expand",
+    "fill_",
+    "flip",
+    "full",
     "lift_fresh",
-    "new_empty", "new_empty_strided", "new_zeros", "ones", "ones_like", "permute", "reflection_pad1d",
-    "reflection_pad2d", "reflection_pad3d", "replication_pad2d", "reshape", "roll", "select", "slice",
-    "split", "split_with_sizes", "squeeze", "stack", "t", "transpose", "unbind", "unfold", "unsqueeze",
-    "view", "zero_", "zeros", "zeros_like", "_local_scalar_dense", "index", "index_select", "gather",
-    "pixel_shuffle", "pixel_unshuffle", "repeat", "narrow", "chunk", "lift_fresh_copy",
+    "new_empty",
+    "new_empty_strided",
+    "new_zeros",
+    "ones",
+    "ones_like",
+    "permute",
+    "reflection_pad1d",
+    "reflection_pad2d",
+    "reflection_pad3d",
+    "replication_pad2d",
+    "reshape",
+    "roll",
+    "select",
+    "slice",
+    "split",
+    "split_with_sizes",
+    "squeeze",
+    "stack",
+    "t",
+    "transpose",
+    "unbind",
+    "unfold",
+    "unsqueeze",
+    "view",
+    "zero_",
+    "zeros",
+    "zeros_like",
+    "_local_scalar_dense",
+    "index",
+    "index_select",
+    "gather",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "repeat",
+    "narrow",
+    "chunk",
+    "lift_fresh_copy",
 }
 
 
@@ -120,7 +167,10 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_latency(
-    fn: Callable[..., Any], *inputs: Any, warmup: int = 2, repeats: int = 10,
+    fn: Callable[..., Any],
+    *inputs: Any,
+    warmup: int = 2,
+    repeats: int = 10,
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Wall-clock latency of ``fn(*inputs)`` (fixed input, batch as given), in milliseconds.
@@ -148,9 +198,15 @@ def measure_latency(
             times.append((time.perf_counter() - t0) * 1e3)
     p10, p90 = np.percentile(times, [10, 90])
     return {
-        "median_ms": float(statistics.median(times)), "p10_ms": float(p10), "p90_ms": float(p90),
-        "min_ms": float(min(times)), "times_ms": times, "repeats": repeats, "warmup": warmup,
-        "device": str(dev), "timer": "perf_counter" + ("+cuda.synchronize" if dev.type == "cuda" else ""),
+        "median_ms": float(statistics.median(times)),
+        "p10_ms": float(p10),
+        "p90_ms": float(p90),
+        "min_ms": float(min(times)),
+        "times_ms": times,
+        "repeats": repeats,
+        "warmup": warmup,
+        "device": str(dev),
+        "timer": "perf_counter" + ("+cuda.synchronize" if dev.type == "cuda" else ""),
     }
 
 
@@ -184,9 +240,7 @@ class _LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def peak_memory_mb(
-    fn: Callable[..., Any], *inputs: Any, device: str | torch.device | None = None
-) -> dict[str, Any]:
+def peak_memory_mb(fn: Callable[..., Any], *inputs: Any, device: str | torch.device | None = None) -> dict[str, Any]:
     """Extra memory (MiB, 2**20 bytes) held at the peak of one call ``fn(*inputs)`` under inference mode.
 
     CUDA (``peak_mem_kind="cuda_max_allocated_delta"``): ``max_memory_allocated`` after
@@ -208,14 +262,16 @@ def peak_memory_mb(
             fn(*inputs)
             _sync(dev)
             peak = torch.cuda.max_memory_allocated(dev)
-            return {"peak_mem_mb": (peak - base) / 2**20, "baseline_mb": base / 2**20,
-                    "peak_mem_kind": "cuda_max_allocated_delta"}
+            return {
+                "peak_mem_mb": (peak - base) / 2**20,
+                "baseline_mb": base / 2**20,
+                "peak_mem_kind": "cuda_max_allocated_delta",
+            }
         tracker = _LiveTensorBytes()
         with tracker:
             out = fn(*inputs)
         del out
-        return {"peak_mem_mb": tracker.peak / 2**20, "baseline_mb": None,
-                "peak_mem_kind": "cpu_live_tensor_peak"}
+        return {"peak_mem_mb": tracker.peak / 2**20, "baseline_mb": None, "peak_mem_kind": "cpu_live_tensor_peak"}
 
 
 def _device_name(dev: torch.device) -> str:
@@ -232,8 +288,13 @@ def _device_name(dev: torch.device) -> str:
 
 
 def profile_method(
-    method_name: str, variant: str = "default", size: tuple[int, int] = (256, 256),
-    device: str | torch.device = "cpu", warmup: int = 2, repeats: int = 10, seed: int = 0,
+    method_name: str,
+    variant: str = "default",
+    size: tuple[int, int] = (256, 256),
+    device: str | torch.device = "cpu",
+    warmup: int = 2,
+    repeats: int = 10,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Parameters, FLOPs, latency and peak memory of a method's full inference procedure at ``size``.
 
@@ -292,7 +353,6 @@ def profile_method(
         "counter": flops["counter"],
         "sdpa_backend": flops["sdpa_backend"],
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "tf32": dev.type == "cuda"
-        and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
+        "tf32": dev.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
         "dtype": str(x.dtype).removeprefix("torch."),
     }

@@ -16,6 +16,7 @@ PACKAGES = ("torch", "torchvision", "numpy", "scikit-image", "pyiqa", "rawpy", "
 @lru_cache(maxsize=1)
 def git_info() -> dict[str, Any]:
     """Commit and whether the work tree had uncommitted changes (``unknown`` outside a git checkout)."""
+
     def run(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
 
@@ -37,8 +38,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def record(spec: dict[str, Any], *, data: dict[str, Any] | None, device: dict[str, Any],
-           flags: dict[str, Any] | None = None) -> dict[str, Any]:
+def record(
+    spec: dict[str, Any], *, data: dict[str, Any] | None, device: dict[str, Any], flags: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The provenance block of ``metrics.json`` / ``config.json``."""
     return {
         "git": git_info(),

@@ -35,10 +35,26 @@ REFERENCES = REPO / "report" / "reference_numbers.yaml"
 BASELINE = "input"
 BASELINE_LABEL = "input (no method)"
 #: datasets paper numbers may apply to (the names `llbench data prepare` and config/config.yaml use)
-REAL_DATASETS = ("lol", "lolv2-real", "lolv2-syn", "lsrw", "sidd", "sid", "dnd", "mit", "dicm", "lime", "npe",
-                 "mef", "vv")
-TASKS = {"enhance": "Low-light enhancement", "raw": "Raw low-light enhancement (SID protocol, raw → sRGB)",
-         "denoise": "Real-world denoising (self-supervised)"}
+REAL_DATASETS = (
+    "lol",
+    "lolv2-real",
+    "lolv2-syn",
+    "lsrw",
+    "sidd",
+    "sid",
+    "dnd",
+    "mit",
+    "dicm",
+    "lime",
+    "npe",
+    "mef",
+    "vv",
+)
+TASKS = {
+    "enhance": "Low-light enhancement",
+    "raw": "Raw low-light enhancement (SID protocol, raw → sRGB)",
+    "denoise": "Real-world denoising (self-supervised)",
+}
 KIND_TASK = {"paired": "enhance", "unpaired": "enhance", "raw": "raw", "denoise": "denoise"}
 PRIMARY = ("psnr", "ssim", "niqe")
 #: labels of the secondary protocol columns the methods report (Method.extra_metrics), beyond llbench.metrics
@@ -57,9 +73,11 @@ COST = {
     "latency_ms": ("latency (ms) @256²", "sig", "median of repeats after warm-up, batch 1, device synchronised"),
     "peak_mem_mb": ("peak mem (MB) @256²", "sig", "peak memory of one inference at 256×256"),
 }
-TINY_NOTE = ("tiny-* datasets are generated smoke-test data (a few synthetic images degraded from scikit-image "
-             "photographs): numbers on them test the pipeline, not the methods, so paper numbers are never "
-             "compared to them.")
+TINY_NOTE = (
+    "tiny-* datasets are generated smoke-test data (a few synthetic images degraded from scikit-image "
+    "photographs): numbers on them test the pipeline, not the methods, so paper numbers are never "
+    "compared to them."
+)
 
 
 # ---- formatting filters ------------------------------------------------------------------------------
@@ -128,8 +146,9 @@ def anchor(path: str) -> str:
 
 
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True
+    )
     env.filters.update(fmt=fmt, fmt_delta=fmt_delta, sortkey=sortkey, short=short, anchor=anchor)
     env.tests["present"] = present
     return env
@@ -168,16 +187,28 @@ def metric_info(name: str) -> dict[str, Any]:
     higher = not name.startswith("niqe")
     if name in METRICS:
         spec = METRICS[name]
-        return {"key": name, "label": spec["label"], "higher_better": spec["higher_better"], "decimals": decimals,
-                "secondary": name not in PRIMARY, "protocol": spec["protocol"]}
+        return {
+            "key": name,
+            "label": spec["label"],
+            "higher_better": spec["higher_better"],
+            "decimals": decimals,
+            "secondary": name not in PRIMARY,
+            "protocol": spec["protocol"],
+        }
     if name in SECONDARY:
         label, protocol = SECONDARY[name]
     else:
         base, _, rest = name.partition("_")
         label = f"{base.upper()} ({rest.replace('_', ' ')})"
         protocol = "a method-specific protocol (Method.extra_metrics)"
-    return {"key": name, "label": label, "higher_better": higher, "decimals": decimals, "secondary": True,
-            "protocol": protocol}
+    return {
+        "key": name,
+        "label": label,
+        "higher_better": higher,
+        "decimals": decimals,
+        "secondary": True,
+        "protocol": protocol,
+    }
 
 
 def load_references(path: Path = REFERENCES) -> list[dict[str, Any]]:
@@ -186,8 +217,20 @@ def load_references(path: Path = REFERENCES) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of entries, got {type(entries).__name__}")
     out = []
-    allowed = {"method", "variant", "dataset", "metric", "size", "value", "protocol", "compare_to", "comparable",
-               "source", "tag", "note"}
+    allowed = {
+        "method",
+        "variant",
+        "dataset",
+        "metric",
+        "size",
+        "value",
+        "protocol",
+        "compare_to",
+        "comparable",
+        "source",
+        "tag",
+        "note",
+    }
     for i, e in enumerate(entries):
         where = f"{path}: entry {i} ({e.get('method') if isinstance(e, dict) else e!r})"
         if not isinstance(e, dict):
@@ -204,10 +247,22 @@ def load_references(path: Path = REFERENCES) -> list[dict[str, Any]]:
         if cost == ("dataset" in e):
             raise ValueError(f"{where}: cost metrics have no dataset, quality metrics need one")
         if "dataset" in e and e["dataset"] not in REAL_DATASETS:
-            raise ValueError(f"{where}: dataset {e['dataset']!r} is not a real dataset; "
-                             f"allowed: {', '.join(REAL_DATASETS)}")
-        out.append({"variant": None, "dataset": None, "compare_to": None, "comparable": True, "note": "", "tag": "",
-                    "size": None, **e, "cost": cost})
+            raise ValueError(
+                f"{where}: dataset {e['dataset']!r} is not a real dataset; allowed: {', '.join(REAL_DATASETS)}"
+            )
+        out.append(
+            {
+                "variant": None,
+                "dataset": None,
+                "compare_to": None,
+                "comparable": True,
+                "note": "",
+                "tag": "",
+                "size": None,
+                **e,
+                "cost": cost,
+            }
+        )
     return out
 
 
@@ -314,8 +369,9 @@ def _na_reason(info: dict[str, Any], runs: list[dict[str, Any]], kind: str, stat
     return "not reported: this method has no such protocol" if info["secondary"] else "not applicable"
 
 
-def _paper_entries(refs: list[dict[str, Any]], dataset: str, method: str, variant: str, row: dict[str, Any],
-                   tiny: bool) -> dict[str, Any]:
+def _paper_entries(
+    refs: list[dict[str, Any]], dataset: str, method: str, variant: str, row: dict[str, Any], tiny: bool
+) -> dict[str, Any]:
     """The 'paper' column of one row: each matching published number with its difference to ours."""
     if tiny:
         return {"tiny": True, "entries": []}
@@ -329,10 +385,27 @@ def _paper_entries(refs: list[dict[str, Any]], dataset: str, method: str, varian
         info = metric_info(e["metric"])
         delta = ours - e["value"] if e["comparable"] and present(ours) else math.nan
         why = "" if e["comparable"] else "no Δ: not the same test set / not reproducible"
-        title = "; ".join(x for x in (f"paper: {e['source']}", f"protocol: {e['protocol']}",
-                                      f"Δ = ours ({metric_info(ours_key)['label']}) − paper", e["note"], why) if x)
-        out.append({"label": info["label"], "value": e["value"], "delta": delta, "decimals": info["decimals"],
-                    "title": title, "comparable": e["comparable"]})
+        title = "; ".join(
+            x
+            for x in (
+                f"paper: {e['source']}",
+                f"protocol: {e['protocol']}",
+                f"Δ = ours ({metric_info(ours_key)['label']}) − paper",
+                e["note"],
+                why,
+            )
+            if x
+        )
+        out.append(
+            {
+                "label": info["label"],
+                "value": e["value"],
+                "delta": delta,
+                "decimals": info["decimals"],
+                "title": title,
+                "comparable": e["comparable"],
+            }
+        )
     return {"tiny": False, "entries": out}
 
 
@@ -343,8 +416,15 @@ def _row_cells(cells: pd.DataFrame, paths: list[str]) -> list[dict[str, Any]]:
     return sub.to_dict("records")
 
 
-def _main_row(r: dict[str, Any], runs: list[dict[str, Any]], metric_cols: list[dict[str, Any]], prof: _Profiles,
-              native: str | None, refs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+def _main_row(
+    r: dict[str, Any],
+    runs: list[dict[str, Any]],
+    metric_cols: list[dict[str, Any]],
+    prof: _Profiles,
+    native: str | None,
+    refs: list[dict[str, Any]],
+    kind: str,
+) -> dict[str, Any]:
     method, variant, status = r["method"], r["variant"], r["status"]
     baseline = method == BASELINE
     n = int(_f(r.get("runs")) or 0) if present(r.get("runs")) else 0
@@ -352,9 +432,18 @@ def _main_row(r: dict[str, Any], runs: list[dict[str, Any]], metric_cols: list[d
     for info in metric_cols:
         k = info["key"]
         value, std = _f(r.get(k)), _f(r.get(f"{k}_std"))
-        metrics.append({"key": k, "value": value, "std": std, "decimals": info["decimals"],
-                        "title": _ci_title(info, [x for x in runs if x.get("status") == "ok"], value, std, n)
-                        if present(value) else _na_reason(info, runs, kind, status), "best": False})
+        metrics.append(
+            {
+                "key": k,
+                "value": value,
+                "std": std,
+                "decimals": info["decimals"],
+                "title": _ci_title(info, [x for x in runs if x.get("status") == "ok"], value, std, n)
+                if present(value)
+                else _na_reason(info, runs, kind, status),
+                "best": False,
+            }
+        )
     p256, pnat = prof.get(method, variant, "256x256") or {}, prof.get(method, variant, native) or {}
     params = _f(p256.get("params")) if p256 else prof.params(method, variant)
 
@@ -363,31 +452,51 @@ def _main_row(r: dict[str, Any], runs: list[dict[str, Any]], metric_cols: list[d
 
     latency = "not profiled"
     if p256:
-        latency = (f"p10–p90 {sig(p256, 'latency_p10_ms')}–{sig(p256, 'latency_p90_ms')} ms on "
-                   f"{_s(p256.get('device_name')) or _s(p256.get('device'))}")
+        latency = (
+            f"p10–p90 {sig(p256, 'latency_p10_ms')}–{sig(p256, 'latency_p90_ms')} ms on "
+            f"{_s(p256.get('device_name')) or _s(p256.get('device'))}"
+        )
         if pnat:
             latency += f"; native {native}: {sig(pnat, 'latency_ms')} ms"
     cost = {
         "params": (params, "inference network parameters"),
-        "gflops": (_f(p256.get("gflops")),
-                   f"{sig(p256, 'macs_gib')} GMACs/2^30 (papers' unit)" if p256 else "not profiled at 256×256"),
-        "gflops_native": (_f(pnat.get("gflops")), f"at {native}; {sig(pnat, 'macs_gib')} GMACs/2^30" if pnat else
-                          f"not profiled at the native size {native or '(unknown)'}"),
+        "gflops": (
+            _f(p256.get("gflops")),
+            f"{sig(p256, 'macs_gib')} GMACs/2^30 (papers' unit)" if p256 else "not profiled at 256×256",
+        ),
+        "gflops_native": (
+            _f(pnat.get("gflops")),
+            f"at {native}; {sig(pnat, 'macs_gib')} GMACs/2^30"
+            if pnat
+            else f"not profiled at the native size {native or '(unknown)'}",
+        ),
         "latency_ms": (_f(p256.get("latency_ms")), latency),
         "peak_mem_mb": (_f(p256.get("peak_mem_mb")), _s(p256.get("peak_mem_kind")) or "not profiled"),
     }
     costs = [{"key": k, "value": v, "title": t, "fmt": COST[k][1], "best": False} for k, (v, t) in cost.items()]
-    logs = [_s(x.get("train_log")) if x.get("stage") == "train" else _s(x.get("eval_log"))
-            for x in runs if x.get("status") != "ok"]
+    logs = [
+        _s(x.get("train_log")) if x.get("stage") == "train" else _s(x.get("eval_log"))
+        for x in runs
+        if x.get("status") != "ok"
+    ]
     errors = [_s(x.get("error")) for x in runs if present(x.get("error"))]
     return {
-        "method": method, "label": BASELINE_LABEL if baseline else method, "baseline": baseline,
-        "variant": variant, "variant_doc": _variant_doc(method, variant), "source": r["source"], "status": status,
-        "runs": n, "expected_runs": int(_f(r.get("expected_runs"))) if present(r.get("expected_runs")) else n,
+        "method": method,
+        "label": BASELINE_LABEL if baseline else method,
+        "baseline": baseline,
+        "variant": variant,
+        "variant_doc": _variant_doc(method, variant),
+        "source": r["source"],
+        "status": status,
+        "runs": n,
+        "expected_runs": int(_f(r.get("expected_runs"))) if present(r.get("expected_runs")) else n,
         "seeds": [{"run": x["run"], "anchor": anchor(x["path"]), "status": x.get("status")} for x in runs],
         "anchor": anchor(runs[0]["path"]) if runs else "",
         "untrained_vgg": str(r.get("untrained_vgg")).lower() == "true",
-        "metrics": metrics, "costs": costs, "logs": list(dict.fromkeys(logs)), "error": "\n".join(errors),
+        "metrics": metrics,
+        "costs": costs,
+        "logs": list(dict.fromkeys(logs)),
+        "error": "\n".join(errors),
         "paper": _paper_entries(refs, r["dataset"], method, variant, r, str(r.get("tiny")).lower() == "true"),
     }
 
@@ -419,8 +528,9 @@ def _is_main(g: pd.DataFrame) -> pd.Series:
     return keep
 
 
-def _sections(main: pd.DataFrame, cells: pd.DataFrame, prof: _Profiles, refs: list[dict[str, Any]],
-              abl: pd.DataFrame) -> list[dict[str, Any]]:
+def _sections(
+    main: pd.DataFrame, cells: pd.DataFrame, prof: _Profiles, refs: list[dict[str, Any]], abl: pd.DataFrame
+) -> list[dict[str, Any]]:
     if main.empty:
         return []
     kinds = {}
@@ -446,14 +556,30 @@ def _sections(main: pd.DataFrame, cells: pd.DataFrame, prof: _Profiles, refs: li
                 rows.append(_main_row(r.to_dict(), runs, metric_cols, prof, native, refs, kind))
             _mark_best(rows, metric_cols)
             ablated = sorted({m for m in abl["method"][abl["dataset"] == dataset]}) if not abl.empty else []
-            sections.append({
-                "task": task, "task_label": task_label, "dataset": dataset, "kind": kind, "tiny": tiny,
-                "native": native, "id": "ds-" + anchor(dataset)[5:], "metric_cols": metric_cols,
-                "cost_cols": [{"key": k, "label": (f"GFLOPs @{native}" if k == "gflops_native" and native else v[0]),
-                               "title": v[2]} for k, v in COST.items()],
-                "rows": rows, "ablated_methods": ablated, "has_baseline": any(r["baseline"] for r in rows),
-                "excluded_scenes": _excluded_scenes() if task == "raw" else [],
-            })
+            sections.append(
+                {
+                    "task": task,
+                    "task_label": task_label,
+                    "dataset": dataset,
+                    "kind": kind,
+                    "tiny": tiny,
+                    "native": native,
+                    "id": "ds-" + anchor(dataset)[5:],
+                    "metric_cols": metric_cols,
+                    "cost_cols": [
+                        {
+                            "key": k,
+                            "label": (f"GFLOPs @{native}" if k == "gflops_native" and native else v[0]),
+                            "title": v[2],
+                        }
+                        for k, v in COST.items()
+                    ],
+                    "rows": rows,
+                    "ablated_methods": ablated,
+                    "has_baseline": any(r["baseline"] for r in rows),
+                    "excluded_scenes": _excluded_scenes() if task == "raw" else [],
+                }
+            )
     return sections
 
 
@@ -473,19 +599,46 @@ def _ablations(abl: pd.DataFrame, cells: pd.DataFrame, refs: list[dict[str, Any]
             for info in cols:
                 k = info["key"]
                 value = _f(rr.get(k))
-                vals.append({"key": k, "value": value, "std": _f(rr.get(f"{k}_std")), "delta": _f(rr.get(f"{k}_delta")),
-                             "decimals": info["decimals"], "higher_better": info["higher_better"],
-                             "title": _ci_title(info, [x for x in runs if x.get("status") == "ok"], value, math.nan, n)
-                             if present(value) else _na_reason(info, runs, "", rr["status"])})
-            rows.append({"variant": rr["variant"], "doc": _s(rr.get("doc")), "status": rr["status"], "runs": n,
-                         "is_default": str(rr.get("is_default")).lower() == "true", "metrics": vals,
-                         "anchor": anchor(runs[0]["path"]) if runs else "",
-                         "paper": _paper_entries(refs, dataset, method, rr["variant"], rr, tiny)})
+                vals.append(
+                    {
+                        "key": k,
+                        "value": value,
+                        "std": _f(rr.get(f"{k}_std")),
+                        "delta": _f(rr.get(f"{k}_delta")),
+                        "decimals": info["decimals"],
+                        "higher_better": info["higher_better"],
+                        "title": _ci_title(info, [x for x in runs if x.get("status") == "ok"], value, math.nan, n)
+                        if present(value)
+                        else _na_reason(info, runs, "", rr["status"]),
+                    }
+                )
+            rows.append(
+                {
+                    "variant": rr["variant"],
+                    "doc": _s(rr.get("doc")),
+                    "status": rr["status"],
+                    "runs": n,
+                    "is_default": str(rr.get("is_default")).lower() == "true",
+                    "metrics": vals,
+                    "anchor": anchor(runs[0]["path"]) if runs else "",
+                    "paper": _paper_entries(refs, dataset, method, rr["variant"], rr, tiny),
+                }
+            )
         default_present = any(str(x).lower() == "true" for x in g.get("default_present", []))
-        out.append({"dataset": dataset, "method": method, "source": src, "label": f"{method} on {dataset}",
-                    "default_variant": _default_variant(method), "default_present": default_present,
-                    "id": "abl-" + anchor(f"{dataset}/{method}/{src}")[5:], "columns": cols, "rows": rows,
-                    "tiny": tiny})
+        out.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "source": src,
+                "label": f"{method} on {dataset}",
+                "default_variant": _default_variant(method),
+                "default_present": default_present,
+                "id": "abl-" + anchor(f"{dataset}/{method}/{src}")[5:],
+                "columns": cols,
+                "rows": rows,
+                "tiny": tiny,
+            }
+        )
     return out
 
 
@@ -499,18 +652,34 @@ def _cells_list(cells: pd.DataFrame, configfile: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             packages = {}
         flags = _s(r.get("flags"))
-        out.append({
-            "path": r["path"], "anchor": anchor(r["path"]), "dataset": r["dataset"], "method": r["method"],
-            "variant": r["variant"], "run": r["run"], "status": r["status"], "stage": _s(r.get("stage")),
-            "source": _s(r.get("source")), "config_sha256": _s(r.get("config_sha256")), "commit": _s(r.get("commit")),
-            "dirty": str(r.get("dirty")).lower() == "true", "seed": _s(r.get("seed")).removesuffix(".0"),
-            "data_sha256": _s(r.get("data_sha256")), "data_source": _s(r.get("data_source")),
-            "device": _s(r.get("device")), "packages": packages, "flags": "" if flags in ("", "{}") else flags,
-            "untrained_vgg": str(r.get("untrained_vgg")).lower() == "true",
-            "checkpoint": _s(r.get("checkpoint")), "eval_log": _s(r.get("eval_log")),
-            "train_log": _s(r.get("train_log")),
-            "error": _s(r.get("error")), "commands": commands(r["path"], configfile),
-        })
+        out.append(
+            {
+                "path": r["path"],
+                "anchor": anchor(r["path"]),
+                "dataset": r["dataset"],
+                "method": r["method"],
+                "variant": r["variant"],
+                "run": r["run"],
+                "status": r["status"],
+                "stage": _s(r.get("stage")),
+                "source": _s(r.get("source")),
+                "config_sha256": _s(r.get("config_sha256")),
+                "commit": _s(r.get("commit")),
+                "dirty": str(r.get("dirty")).lower() == "true",
+                "seed": _s(r.get("seed")).removesuffix(".0"),
+                "data_sha256": _s(r.get("data_sha256")),
+                "data_source": _s(r.get("data_source")),
+                "device": _s(r.get("device")),
+                "packages": packages,
+                "flags": "" if flags in ("", "{}") else flags,
+                "untrained_vgg": str(r.get("untrained_vgg")).lower() == "true",
+                "checkpoint": _s(r.get("checkpoint")),
+                "eval_log": _s(r.get("eval_log")),
+                "train_log": _s(r.get("train_log")),
+                "error": _s(r.get("error")),
+                "commands": commands(r["path"], configfile),
+            }
+        )
     return out
 
 
@@ -533,8 +702,11 @@ def _references(refs: list[dict[str, Any]], main: pd.DataFrame, prof: _Profiles)
                     where = f"not profiled at {size}"
         elif not main.empty:
             v = _canon_variant(e["method"], e["variant"])
-            hit = main[(main["dataset"] == e["dataset"]) & (main["method"] == e["method"])
-                       & (main["variant"].map(lambda x, m=e["method"]: _canon_variant(m, x)) == v)]
+            hit = main[
+                (main["dataset"] == e["dataset"])
+                & (main["method"] == e["method"])
+                & (main["variant"].map(lambda x, m=e["method"]: _canon_variant(m, x)) == v)
+            ]
             if not hit.empty:
                 r = hit.iloc[0]
                 key = e["compare_to"] if e["compare_to"] and present(r.get(e["compare_to"])) else e["metric"]
@@ -547,8 +719,17 @@ def _references(refs: list[dict[str, Any]], main: pd.DataFrame, prof: _Profiles)
             decimals, label = info["decimals"], info["label"]
         delta = ours - e["value"] if e["comparable"] and present(ours) else math.nan
         size = f" @{e['size'][0]}×{e['size'][1]}" if e["size"] else ""
-        out.append({**e, "label": label + size, "decimals": decimals, "ours": ours, "ours_what": where, "delta": delta,
-                    "variant": e["variant"] or _default_variant(e["method"])})
+        out.append(
+            {
+                **e,
+                "label": label + size,
+                "decimals": decimals,
+                "ours": ours,
+                "ours_what": where,
+                "delta": delta,
+                "variant": e["variant"] or _default_variant(e["method"]),
+            }
+        )
     return out
 
 
@@ -558,7 +739,8 @@ def _summary(cells: pd.DataFrame) -> dict[str, Any]:
     bad = cells[cells["status"] != "ok"]
     ok = cells[cells["status"] == "ok"]
     return {
-        "total": len(cells), "ok": len(ok),
+        "total": len(cells),
+        "ok": len(ok),
         "failed": [{"path": p, "anchor": anchor(p)} for p in bad["path"][bad["status"] == "failed"]],
         "missing": [{"path": p, "anchor": anchor(p)} for p in bad["path"][bad["status"] == "missing"]],
         "commits": sorted({_s(c) for c in ok.get("commit", []) if present(c)}),
@@ -573,8 +755,13 @@ def _guess_configfile(cells: pd.DataFrame) -> str:
     return "config/config.yaml"
 
 
-def context(tables: Path, out: Path | None = None, results: Path | None = None, configfile: str | None = None,
-            figures: bool = True) -> dict[str, Any]:
+def context(
+    tables: Path,
+    out: Path | None = None,
+    results: Path | None = None,
+    configfile: str | None = None,
+    figures: bool = True,
+) -> dict[str, Any]:
     """Everything the templates show, as plain lists and dicts.
 
     Args:
@@ -597,30 +784,53 @@ def context(tables: Path, out: Path | None = None, results: Path | None = None, 
     ablation = _ablations(abl, cells, refs)
     figs: dict[str, Any] = {"cost": {}, "per_image": {}, "grid": {}, "train": [], "ablation": {}}
     if figures and out is not None and not main.empty:
-        figs = draw_figures(Path(out).parent / "figures", results=results, main=main, cells=cells, abl=abl,
-                            prof=prof, per_image=_read(tables / "per_image.csv"),
-                            train_log=_read(tables / "train_log.csv"), sections=sections)
+        figs = draw_figures(
+            Path(out).parent / "figures",
+            results=results,
+            main=main,
+            cells=cells,
+            abl=abl,
+            prof=prof,
+            per_image=_read(tables / "per_image.csv"),
+            train_log=_read(tables / "train_log.csv"),
+            sections=sections,
+        )
     for s in sections:
-        s["figures"] = {"cost": figs["cost"].get(s["dataset"]), "per_image": figs["per_image"].get(s["dataset"]),
-                        "grid": figs["grid"].get(s["dataset"])}
+        s["figures"] = {
+            "cost": figs["cost"].get(s["dataset"]),
+            "per_image": figs["per_image"].get(s["dataset"]),
+            "grid": figs["grid"].get(s["dataset"]),
+        }
     for a in ablation:
         a["figure"] = figs["ablation"].get((a["dataset"], a["method"], a["source"]))
-    untrained = bool(main.get("untrained_vgg", pd.Series(dtype=str)).astype(str).str.lower().eq("true").any()) \
-        if not main.empty else False
+    untrained = (
+        bool(main.get("untrained_vgg", pd.Series(dtype=str)).astype(str).str.lower().eq("true").any())
+        if not main.empty
+        else False
+    )
     return {
-        "sections": sections, "ablations": ablation, "train_figures": figs["train"],
-        "references": _references(refs, main, profiles), "cells": _cells_list(cells, configfile),
-        "summary": _summary(cells), "untrained_vgg": untrained, "configfile": configfile,
-        "configfile_guessed": guessed, "tiny_note": TINY_NOTE, "any_tiny": any(s["tiny"] for s in sections),
-        "baseline_label": BASELINE_LABEL, "real_datasets": REAL_DATASETS,
+        "sections": sections,
+        "ablations": ablation,
+        "train_figures": figs["train"],
+        "references": _references(refs, main, profiles),
+        "cells": _cells_list(cells, configfile),
+        "summary": _summary(cells),
+        "untrained_vgg": untrained,
+        "configfile": configfile,
+        "configfile_guessed": guessed,
+        "tiny_note": TINY_NOTE,
+        "any_tiny": any(s["tiny"] for s in sections),
+        "baseline_label": BASELINE_LABEL,
+        "real_datasets": REAL_DATASETS,
         "snakemake_report": "snakemake.html",
         "snakemake_report_cmd": f"snakemake --configfile {shlex.quote(configfile)} --report "
-                                "results/report/snakemake.html",
+        "results/report/snakemake.html",
     }
 
 
-def render(tables: Path, out: Path, results: Path | None = None, configfile: str | None = None,
-           figures: bool = True) -> Path:
+def render(
+    tables: Path, out: Path, results: Path | None = None, configfile: str | None = None, figures: bool = True
+) -> Path:
     """Render ``out`` (index.html), its figures and the static assets beside it."""
     from llbench.runtime import atomic_write_text
 
@@ -696,8 +906,17 @@ def _fig_cost(fig_dir: Path, dataset: str, g: pd.DataFrame, prof: _Profiles) -> 
         if p is None:
             continue
         is_default = r["variant"] in ("default", _default_variant(r["method"]))
-        pts.append((r["method"], r["variant"], y, _f(r.get(f"{metric}_std")), _f(p.get("gflops")),
-                    _f(p.get("latency_ms")), is_default))
+        pts.append(
+            (
+                r["method"],
+                r["variant"],
+                y,
+                _f(r.get(f"{metric}_std")),
+                _f(p.get("gflops")),
+                _f(p.get("latency_ms")),
+                is_default,
+            )
+        )
     if not pts:
         return None
     with_default = {p[0] for p in pts if p[6]}
@@ -709,11 +928,20 @@ def _fig_cost(fig_dir: Path, dataset: str, g: pd.DataFrame, prof: _Profiles) -> 
             x = p[xi]
             if not present(x) or x <= 0:
                 continue
-            ax.errorbar(x, p[2], yerr=p[3] if present(p[3]) else None, fmt="o" if p[6] else "s",
-                        ms=6 if p[6] else 4, color=colors[p[0]], alpha=1 if p[6] else 0.55, capsize=2)
+            ax.errorbar(
+                x,
+                p[2],
+                yerr=p[3] if present(p[3]) else None,
+                fmt="o" if p[6] else "s",
+                ms=6 if p[6] else 4,
+                color=colors[p[0]],
+                alpha=1 if p[6] else 0.55,
+                capsize=2,
+            )
             if p[6] or p[0] not in with_default:  # ablation variants are named in their own charts
-                ax.annotate(_label(p[0], p[1], not p[6]), (x, p[2]), fontsize=6.5, xytext=(3, 3),
-                            textcoords="offset points")
+                ax.annotate(
+                    _label(p[0], p[1], not p[6]), (x, p[2]), fontsize=6.5, xytext=(3, 3), textcoords="offset points"
+                )
         if present(base):
             ax.axhline(base, color="0.4", ls="--", lw=1, label=BASELINE_LABEL)
             ax.legend(loc="best", fontsize=7)
@@ -725,8 +953,9 @@ def _fig_cost(fig_dir: Path, dataset: str, g: pd.DataFrame, prof: _Profiles) -> 
     return _save(fig, fig_dir, _stem("cost", dataset))
 
 
-def _fig_per_image(fig_dir: Path, dataset: str, per_image: pd.DataFrame,
-                   order: list[tuple[str, str]]) -> dict[str, str] | None:
+def _fig_per_image(
+    fig_dir: Path, dataset: str, per_image: pd.DataFrame, order: list[tuple[str, str]]
+) -> dict[str, str] | None:
     if per_image.empty:
         return None
     d = per_image[per_image["dataset"] == dataset]
@@ -758,8 +987,11 @@ def _fig_train(fig_dir: Path, train_log: pd.DataFrame) -> list[dict[str, Any]]:
     if train_log.empty:
         return out
     for (dataset, method), g in train_log.groupby(["dataset", "method"], sort=False):
-        cols = [c for c in g.columns if c not in _TRAIN_SKIP and not c.endswith("_s")
-                and pd.to_numeric(g[c], errors="coerce").notna().any()][:4]
+        cols = [
+            c
+            for c in g.columns
+            if c not in _TRAIN_SKIP and not c.endswith("_s") and pd.to_numeric(g[c], errors="coerce").notna().any()
+        ][:4]
         if not cols or "iteration" not in g:
             continue
         plt = _plt()
@@ -804,21 +1036,28 @@ def _fig_ablation(fig_dir: Path, dataset: str, method: str, src: str, g: pd.Data
             deltas.append(d if ok else 0.0)
             errs[0].append(err[0] if ok else 0.0)
             errs[1].append(err[1] if ok else 0.0)
-            colors.append("tab:orange" if r["variant"] in (default, "default") else
-                          ("tab:green" if ok and (d > 0) == info["higher_better"] else "tab:red"))
+            colors.append(
+                "tab:orange"
+                if r["variant"] in (default, "default")
+                else ("tab:green" if ok and (d > 0) == info["higher_better"] else "tab:red")
+            )
             if not ok:
                 missing.append(i)
         x = np.arange(len(labels))
         ax.bar(x, deltas, color=colors, yerr=errs, capsize=3)
         ax.axhline(0, color="0.3", lw=0.8)
         for i in missing:
-            ax.text(i, 0.02, "n/a", ha="center", va="bottom", fontsize=7, color="0.4",
-                    transform=ax.get_xaxis_transform())
+            ax.text(
+                i, 0.02, "n/a", ha="center", va="bottom", fontsize=7, color="0.4", transform=ax.get_xaxis_transform()
+            )
         ax.set_xticks(x, labels, rotation=35, ha="right")
         ax.set_title(f"Δ {info['label']} vs {default} ({'↑' if info['higher_better'] else '↓'} better)")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Ablation: {method} on {dataset}. Error bars: std over seeds, or the bootstrap 95% CI of a "
-                 "single run", fontsize=8, y=1.03)
+    fig.suptitle(
+        f"Ablation: {method} on {dataset}. Error bars: std over seeds, or the bootstrap 95% CI of a single run",
+        fontsize=8,
+        y=1.03,
+    )
     return _save(fig, fig_dir, _stem("ablation", dataset, method, src))
 
 
@@ -867,8 +1106,9 @@ def _dataset_images(root: Path, cell: dict[str, Any], image_id: str) -> dict[str
     return out
 
 
-def _fig_grid(fig_dir: Path, root: Path, section: dict[str, Any], cells: pd.DataFrame,
-              per_image: pd.DataFrame) -> dict[str, Any] | None:
+def _fig_grid(
+    fig_dir: Path, root: Path, section: dict[str, Any], cells: pd.DataFrame, per_image: pd.DataFrame
+) -> dict[str, Any] | None:
     """Input, each method's default variant and the target: the same crop of one test image, click for full size."""
     from PIL import Image
 
@@ -878,8 +1118,12 @@ def _fig_grid(fig_dir: Path, root: Path, section: dict[str, Any], cells: pd.Data
         ok = [s for s in r["seeds"] if s["status"] == "ok"]
         if not ok:
             continue
-        c = cells[(cells["dataset"] == dataset) & (cells["method"] == r["method"]) & (cells["variant"] == r["variant"])
-                  & (cells["run"] == ok[0]["run"])]
+        c = cells[
+            (cells["dataset"] == dataset)
+            & (cells["method"] == r["method"])
+            & (cells["variant"] == r["variant"])
+            & (cells["run"] == ok[0]["run"])
+        ]
         if c.empty:
             continue
         rec = c.iloc[0].to_dict()
@@ -901,8 +1145,13 @@ def _fig_grid(fig_dir: Path, root: Path, section: dict[str, Any], cells: pd.Data
     for r, rec, ids in picks:
         if r["baseline"] or image_id not in ids:
             continue
-        tiles.append((_label(r["method"], r["variant"], r["variant"] not in ("default", _default_variant(r["method"]))),
-                      Image.open(ids[image_id]).convert("RGB"), rec["path"]))
+        tiles.append(
+            (
+                _label(r["method"], r["variant"], r["variant"] not in ("default", _default_variant(r["method"]))),
+                Image.open(ids[image_id]).convert("RGB"),
+                rec["path"],
+            )
+        )
     if data["target"] is not None:
         tiles.append(("target", data["target"], ""))
     w, h = tiles[0][1].size
@@ -927,15 +1176,31 @@ def _fig_grid(fig_dir: Path, root: Path, section: dict[str, Any], cells: pd.Data
         crop = img.crop(box)
         crop = crop.resize((side * zoom, side * zoom), Image.Resampling.NEAREST)
         crop.save(d / f"{name}-crop.png")
-        out_tiles.append({"label": label, "full": f"{fig_dir.name}/{stem}/{name}.png",
-                          "crop": f"{fig_dir.name}/{stem}/{name}-crop.png", "psnr": psnr.get(path, math.nan),
-                          "anchor": anchor(path) if path else "", "downscaled": full.size != img.size})
+        out_tiles.append(
+            {
+                "label": label,
+                "full": f"{fig_dir.name}/{stem}/{name}.png",
+                "crop": f"{fig_dir.name}/{stem}/{name}-crop.png",
+                "psnr": psnr.get(path, math.nan),
+                "anchor": anchor(path) if path else "",
+                "downscaled": full.size != img.size,
+            }
+        )
     return {"image_id": image_id, "box": box, "size": (h, w), "zoom": zoom, "tiles": out_tiles, "note": data["note"]}
 
 
-def draw_figures(fig_dir: Path, *, results: Path, main: pd.DataFrame, cells: pd.DataFrame, abl: pd.DataFrame,
-                 prof: pd.DataFrame, per_image: pd.DataFrame, train_log: pd.DataFrame,
-                 sections: list[dict[str, Any]]) -> dict[str, Any]:
+def draw_figures(
+    fig_dir: Path,
+    *,
+    results: Path,
+    main: pd.DataFrame,
+    cells: pd.DataFrame,
+    abl: pd.DataFrame,
+    prof: pd.DataFrame,
+    per_image: pd.DataFrame,
+    train_log: pd.DataFrame,
+    sections: list[dict[str, Any]],
+) -> dict[str, Any]:
     """Every figure of the report (PNG + SVG) under ``fig_dir``; returns their paths keyed for the context."""
     marker = fig_dir / ".llbench-figures"
     if marker.is_file():
@@ -949,9 +1214,11 @@ def draw_figures(fig_dir: Path, *, results: Path, main: pd.DataFrame, cells: pd.
     for s in sections:
         g = main[main["dataset"] == s["dataset"]]
         order = list(dict.fromkeys(zip(g["method"], g["variant"], strict=True)))
-        steps += [("cost", s["dataset"], lambda g=g, s=s: _fig_cost(fig_dir, s["dataset"], g, profiles)),
-                  ("per_image", s["dataset"], lambda s=s, o=order: _fig_per_image(fig_dir, s["dataset"], per_image, o)),
-                  ("grid", s["dataset"], lambda s=s: _fig_grid(fig_dir, root, s, cells, per_image))]
+        steps += [
+            ("cost", s["dataset"], lambda g=g, s=s: _fig_cost(fig_dir, s["dataset"], g, profiles)),
+            ("per_image", s["dataset"], lambda s=s, o=order: _fig_per_image(fig_dir, s["dataset"], per_image, o)),
+            ("grid", s["dataset"], lambda s=s: _fig_grid(fig_dir, root, s, cells, per_image)),
+        ]
     if not abl.empty:
         for key, g in abl.groupby(["dataset", "method", "source"], sort=False):
             steps.append(("ablation", key, lambda g=g, k=key: _fig_ablation(fig_dir, *k, g)))

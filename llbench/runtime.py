@@ -41,14 +41,20 @@ def setup(runtime: dict[str, Any], seed: int = 0) -> tuple[torch.device, gpu.Lea
     if lease.kind != "cpu" and device.type == "cpu":
         lease.release()
         if runtime.get("device") == "cuda":
-            raise RuntimeError(f"device: cuda requested, but torch sees no CUDA device (CUDA_VISIBLE_DEVICES={lease.device})")
+            raise RuntimeError(
+                f"device: cuda requested, but torch sees no CUDA device (CUDA_VISIBLE_DEVICES={lease.device})"
+            )
         lease = gpu.Lease("cpu", "cpu")
     return device, lease
 
 
 def describe_device(device: torch.device, lease: gpu.Lease) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": device.type, "lease": lease.kind, "visible": lease.device,
-                           "threads": torch.get_num_threads()}
+    out: dict[str, Any] = {
+        "type": device.type,
+        "lease": lease.kind,
+        "visible": lease.device,
+        "threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         out["name"] = torch.cuda.get_device_name(device)
     return out
@@ -101,8 +107,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with disallowed globals, not a torch file ...
-        raise ValueError(f"{path}: not a readable checkpoint (truncated or not a weights-only torch file): "
-                         f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise ValueError(
+            f"{path}: not a readable checkpoint (truncated or not a weights-only torch file): "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict (state dict or llbench checkpoint), got {type(obj).__name__}")
     return obj

@@ -75,14 +75,17 @@ def order(df: pd.DataFrame, datasets: list[str] | None = None) -> pd.DataFrame:
         return df
     ds = list(datasets or [])
     ds += [d for d in dict.fromkeys(df["dataset"]) if d not in ds]
-    key = pd.DataFrame({
-        "_d": df["dataset"].map(ds.index),
-        "_m": df["method"].map(_method_order),
-        "_mn": df["method"],
-        "_v": [_variant_order(m, v) for m, v in zip(df["method"], df["variant"], strict=True)],
-        "_vn": df["variant"],
-        "_r": df["run"].map(_run_order) if "run" in df else df.get("source", pd.Series("", index=df.index)),
-    }, index=df.index)
+    key = pd.DataFrame(
+        {
+            "_d": df["dataset"].map(ds.index),
+            "_m": df["method"].map(_method_order),
+            "_mn": df["method"],
+            "_v": [_variant_order(m, v) for m, v in zip(df["method"], df["variant"], strict=True)],
+            "_vn": df["variant"],
+            "_r": df["run"].map(_run_order) if "run" in df else df.get("source", pd.Series("", index=df.index)),
+        },
+        index=df.index,
+    )
     return df.loc[key.sort_values(list(key.columns), kind="stable").index].reset_index(drop=True)
 
 
@@ -101,8 +104,9 @@ def _tail(path: Path, lines: int = 4, chars: int = 400) -> str:
 
 
 def _cell_dirs(results: Path) -> list[Path]:
-    return sorted(p.parent for p in results.glob("*/*/*/*/metrics.json")
-                  if p.parts[-5] not in ("profile", "tables", "report"))
+    return sorted(
+        p.parent for p in results.glob("*/*/*/*/metrics.json") if p.parts[-5] not in ("profile", "tables", "report")
+    )
 
 
 def _train_log_for(row: dict[str, Any]) -> str | None:
@@ -117,13 +121,19 @@ def _failure(root: Path, results: Path, dataset: str, method: str, variant: str,
     eval_log = f"logs/evaluate/{dataset}/{method}/{variant}/{run}.log"
     out: dict[str, Any] = {"status": "missing", "eval_log": eval_log, "stage": ""}
     # training failures: a training log whose checkpoint never appeared (same dataset first: train_on aside)
-    train_logs = sorted((root / "logs" / "train").glob(f"*/{method}/{variant}/{run}.log"),
-                        key=lambda p: p.parts[-4] != dataset)
+    train_logs = sorted(
+        (root / "logs" / "train").glob(f"*/{method}/{variant}/{run}.log"), key=lambda p: p.parts[-4] != dataset
+    )
     for tl in train_logs:
         td = tl.parts[-4]
         if not (results / td / method / variant / run / "checkpoint.pt").is_file():
-            out.update(status="failed", stage="train", train_log=f"logs/train/{td}/{method}/{variant}/{run}.log",
-                       train_dataset=td, error=_tail(tl))
+            out.update(
+                status="failed",
+                stage="train",
+                train_log=f"logs/train/{td}/{method}/{variant}/{run}.log",
+                train_dataset=td,
+                error=_tail(tl),
+            )
             return out
     if (root / eval_log).is_file():
         out.update(status="failed", stage="evaluate", error=_tail(root / eval_log))
@@ -164,16 +174,28 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
         flags = {**(prov.get("flags") or {}), **(m.get("flags") or {})}
         cell = m.get("cell") or {}
         row: dict[str, Any] = {
-            "dataset": dataset, "method": method, "variant": variant, "run": run, "status": "ok", "stage": "",
+            "dataset": dataset,
+            "method": method,
+            "variant": variant,
+            "run": run,
+            "status": "ok",
+            "stage": "",
             "kind": data.get("kind") or spec_ds.get("kind"),
             "tiny": bool(dataset.startswith("tiny-") or "tiny" in spec_ds),
-            "native_size": _native(spec_ds, d / "per_image.csv"), "train_dataset": cell.get("train_dataset"),
-            "data_root": data.get("root") or spec_ds.get("root"), "test_split": spec_ds.get("test"),
-            "images": m.get("images"), "seconds_per_image": m.get("seconds_per_image"),
-            "untrained_vgg": bool(flags.get("untrained_vgg", False)), "flags": json.dumps(flags, sort_keys=True),
-            "commit": (prov.get("git") or {}).get("commit"), "dirty": (prov.get("git") or {}).get("dirty"),
-            "config_sha256": prov.get("config_sha256"), "data_sha256": data.get("manifest_sha256"),
-            "data_source": data.get("source"), "seed": prov.get("seed"),
+            "native_size": _native(spec_ds, d / "per_image.csv"),
+            "train_dataset": cell.get("train_dataset"),
+            "data_root": data.get("root") or spec_ds.get("root"),
+            "test_split": spec_ds.get("test"),
+            "images": m.get("images"),
+            "seconds_per_image": m.get("seconds_per_image"),
+            "untrained_vgg": bool(flags.get("untrained_vgg", False)),
+            "flags": json.dumps(flags, sort_keys=True),
+            "commit": (prov.get("git") or {}).get("commit"),
+            "dirty": (prov.get("git") or {}).get("dirty"),
+            "config_sha256": prov.get("config_sha256"),
+            "data_sha256": data.get("manifest_sha256"),
+            "data_source": data.get("source"),
+            "seed": prov.get("seed"),
             "device": " ".join(str(v) for v in (dev.get("type"), dev.get("name")) if v) or None,
             "device_info": json.dumps(dev, sort_keys=True),
             "packages": json.dumps(prov.get("packages") or {}, sort_keys=True),
@@ -181,7 +203,8 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
             "checkpoint_format": (m.get("checkpoint") or {}).get("format"),
             "secondary": ";".join((m.get("protocol") or {}).get("secondary", [])),
             "not_applicable": ";".join(m.get("not_applicable") or []),
-            "path": cid, "eval_log": f"logs/evaluate/{dataset}/{method}/{variant}/{run}.log",
+            "path": cid,
+            "eval_log": f"logs/evaluate/{dataset}/{method}/{variant}/{run}.log",
         }
         row["train_log"] = _train_log_for(row)
         tl = results / row["train_dataset"] / method / variant / run / "train_log.csv" if row["train_dataset"] else None
@@ -194,8 +217,10 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
         rows.append(row)
     # cells that ran and failed (an evaluation log but no metrics.json, or a training log but no checkpoint),
     # then the config's missing ones
-    candidates = [cell_path(*p.relative_to(root / "logs" / "evaluate").with_suffix("").parts)
-                  for p in sorted((root / "logs" / "evaluate").glob("*/*/*/*.log"))]
+    candidates = [
+        cell_path(*p.relative_to(root / "logs" / "evaluate").with_suffix("").parts)
+        for p in sorted((root / "logs" / "evaluate").glob("*/*/*/*.log"))
+    ]
     for p in sorted((root / "logs" / "train").glob("*/*/*/*.log")):
         rel = p.relative_to(root / "logs" / "train").with_suffix("")
         if not (results / rel / "checkpoint.pt").is_file():
@@ -207,8 +232,18 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
         seen.add(cid)
         dataset, method, variant, run = parts
         info = _failure(root, results, dataset, method, variant, run)
-        rows.append({"dataset": dataset, "method": method, "variant": variant, "run": run, "path": cid,
-                     "tiny": dataset.startswith("tiny-"), "untrained_vgg": False, **info})
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "variant": variant,
+                "run": run,
+                "path": cid,
+                "tiny": dataset.startswith("tiny-"),
+                "untrained_vgg": False,
+                **info,
+            }
+        )
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -289,10 +324,20 @@ def ablations(main: pd.DataFrame) -> pd.DataFrame:
                 doc = m.variant(r["variant"]).doc
             except KeyError:
                 doc = ""
-            row = {"dataset": dataset, "method": method, "source": src, "variant": r["variant"],
-                   "default_variant": default, "is_default": r["variant"] in (default, "default"),
-                   "default_present": base is not None, "doc": doc, "status": r["status"], "runs": r["runs"],
-                   "tiny": r.get("tiny"), "cells": r.get("cells")}
+            row = {
+                "dataset": dataset,
+                "method": method,
+                "source": src,
+                "variant": r["variant"],
+                "default_variant": default,
+                "is_default": r["variant"] in (default, "default"),
+                "default_present": base is not None,
+                "doc": doc,
+                "status": r["status"],
+                "runs": r["runs"],
+                "tiny": r.get("tiny"),
+                "cells": r.get("cells"),
+            }
             for c in metric_cols:
                 row[c] = r[c]
                 row[f"{c}_std"] = r.get(f"{c}_std")
@@ -313,9 +358,27 @@ def read_profiles(results: Path) -> pd.DataFrame:
             continue
         for s in prof.get("sizes", []):
             h, w = s["size"]
-            row = {"method": prof["method"], "variant": prof["variant"], "size": f"{h}x{w}",
-                   **{k: s.get(k) for k in ("params", "flops", "macs", "macs_gib", "latency_ms", "latency_p10_ms",
-                                            "latency_p90_ms", "peak_mem_mb", "peak_mem_kind", "device", "device_name")}}
+            row = {
+                "method": prof["method"],
+                "variant": prof["variant"],
+                "size": f"{h}x{w}",
+                **{
+                    k: s.get(k)
+                    for k in (
+                        "params",
+                        "flops",
+                        "macs",
+                        "macs_gib",
+                        "latency_ms",
+                        "latency_p10_ms",
+                        "latency_p90_ms",
+                        "peak_mem_mb",
+                        "peak_mem_kind",
+                        "device",
+                        "device_name",
+                    )
+                },
+            }
             row["gflops"] = s["flops"] / 1e9 if s.get("flops") is not None else np.nan
             row["path"] = str(p.relative_to(Path(results).parent)) if Path(results).parent in p.parents else str(p)
             rows.append(row)
@@ -369,8 +432,14 @@ def write_tables(results: Path, out: Path, cells: list[str] | None = None) -> di
     out.mkdir(parents=True, exist_ok=True)
     per_cell = read_cells(results, cells)
     main = aggregate(per_cell)
-    tables = {"main": main, "ablations": ablations(main), "profile": read_profiles(results),
-              "per_image": read_per_image(per_cell, results), "cells": per_cell, "train_log": read_train_logs(results)}
+    tables = {
+        "main": main,
+        "ablations": ablations(main),
+        "profile": read_profiles(results),
+        "per_image": read_per_image(per_cell, results),
+        "cells": per_cell,
+        "train_log": read_train_logs(results),
+    }
     paths = {}
     for name, df in tables.items():
         paths[name] = out / f"{name}.csv"

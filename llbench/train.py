@@ -34,8 +34,11 @@ CHECKPOINT_FORMAT = "llbench-checkpoint-v1"
 
 def _rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), pos, has_gauss, cached],
-             "python": random.getstate()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -112,8 +115,12 @@ def train(spec: dict[str, Any], out: Path) -> Path:
         per_epoch = max(1, epoch_size // batch)
         workers = int(spec.get("runtime", {}).get("workers", 0))
         loader = DataLoader(
-            data, batch_size=batch, sampler=StreamSampler(len(data), seed, start * batch),
-            num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            data,
+            batch_size=batch,
+            sampler=StreamSampler(len(data), seed, start * batch),
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched by the loader
         )
@@ -134,27 +141,55 @@ def train(spec: dict[str, Any], out: Path) -> Path:
                 trainer.end_epoch()
             if it % log_every == 0 or it == iterations:
                 lr = next(iter(trainer.optimizers.values())).param_groups[0]["lr"] if trainer.optimizers else None
-                rows.append({"iteration": it, "epoch": it // per_epoch, **losses, "lr": lr,
-                             "data_s": round(t_data, 6), "step_s": round(t_step, 6)})
+                rows.append(
+                    {
+                        "iteration": it,
+                        "epoch": it // per_epoch,
+                        **losses,
+                        "lr": lr,
+                        "data_s": round(t_data, 6),
+                        "step_s": round(t_step, 6),
+                    }
+                )
                 t_data = t_step = 0.0
                 log.info("iter %d/%d %s", it, iterations, " ".join(f"{k}={v:.5g}" for k, v in losses.items()))
             if it % ckpt_every == 0 and it < iterations:
-                runtime.atomic_torch_save({"spec_sha256": want_hash, "iteration": it, "trainer": trainer.state_dict(),
-                                           "rng": _rng_state(), "log": rows}, resume_path)
+                runtime.atomic_torch_save(
+                    {
+                        "spec_sha256": want_hash,
+                        "iteration": it,
+                        "trainer": trainer.state_dict(),
+                        "rng": _rng_state(),
+                        "log": rows,
+                    },
+                    resume_path,
+                )
         flags = dict(trainer.flags)
         dev = runtime.describe_device(device, lease)
     finally:
         lease.release()
     _write_log(out / "train_log.csv", rows)
     stamp = _dataset_stamp(ds["name"])
-    cfg_json = {"method": method.name, "variant": variant, "train_config": cfg, "iterations_done": iterations,
-                "provenance": provenance.record(spec, data=stamp, device=dev, flags=flags)}
+    cfg_json = {
+        "method": method.name,
+        "variant": variant,
+        "train_config": cfg,
+        "iterations_done": iterations,
+        "provenance": provenance.record(spec, data=stamp, device=dev, flags=flags),
+    }
     runtime.atomic_write_json(out / "config.json", cfg_json)
-    runtime.atomic_torch_save({
-        "format": CHECKPOINT_FORMAT, "method": method.name, "variant": variant, "iteration": iterations,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "flags": flags,
-        "spec_sha256": want_hash,
-    }, out / "checkpoint.pt")
+    runtime.atomic_torch_save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "method": method.name,
+            "variant": variant,
+            "iteration": iterations,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "flags": flags,
+            "spec_sha256": want_hash,
+        },
+        out / "checkpoint.pt",
+    )
     resume_path.unlink(missing_ok=True)
     return out / "checkpoint.pt"
 

@@ -58,7 +58,9 @@ def check_schema(config: dict) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
     if not errors:
         return
     e = errors[0]
@@ -82,7 +84,9 @@ def validate(config: dict) -> dict:
         if "train_on" in ds:
             other = ds["train_on"]
             if other not in datasets:
-                raise ConfigError(f"config.datasets.{name}.train_on = {other!r} is not a dataset; allowed: {', '.join(datasets)}")
+                raise ConfigError(
+                    f"config.datasets.{name}.train_on = {other!r} is not a dataset; allowed: {', '.join(datasets)}"
+                )
             if "train" not in datasets[other]:
                 raise ConfigError(f"config.datasets.{name}.train_on = {other!r} has no train split")
 
@@ -156,7 +160,9 @@ def cells(cfg: dict) -> list[Cell]:
             train_ds = None if method.train_data == "none" else ds.get("train_on", d)
             for v in exp["variants"]:
                 for s in exp["seeds"]:
-                    out.append(Cell(d, exp["method"], v, f"seed{s}", s, train_ds, dict(exp["train"]), dict(exp["infer"])))
+                    out.append(
+                        Cell(d, exp["method"], v, f"seed{s}", s, train_ds, dict(exp["train"]), dict(exp["infer"]))
+                    )
     for key, pre in cfg["pretrained"].items():
         for d in pre["datasets"]:
             out.append(Cell(d, pre["method"], pre["variant"], f"pretrained-{key}", 0, None, {}, {}, pre["checkpoint"]))
@@ -184,16 +190,25 @@ def train_spec(cfg: dict, cell: Cell) -> dict:
     """Everything a training job needs (the checkpoint does not depend on the evaluation dataset)."""
     ds = cfg["datasets"][cell.train_dataset]
     return {
-        "method": cell.method, "variant": cell.variant, "seed": cell.seed,
-        "dataset": {"name": cell.train_dataset, **ds}, "train": cell.train, "runtime": runtime(cfg),
+        "method": cell.method,
+        "variant": cell.variant,
+        "seed": cell.seed,
+        "dataset": {"name": cell.train_dataset, **ds},
+        "train": cell.train,
+        "runtime": runtime(cfg),
     }
 
 
 def eval_spec(cfg: dict, cell: Cell) -> dict:
     return {
-        "method": cell.method, "variant": cell.variant, "run": cell.run, "seed": cell.seed,
+        "method": cell.method,
+        "variant": cell.variant,
+        "run": cell.run,
+        "seed": cell.seed,
         "dataset": {"name": cell.dataset, **cfg["datasets"][cell.dataset]},
-        "train_dataset": cell.train_dataset, "infer": cell.infer, "checkpoint": cell.checkpoint,
+        "train_dataset": cell.train_dataset,
+        "infer": cell.infer,
+        "checkpoint": cell.checkpoint,
         "runtime": runtime(cfg),
     }
 
@@ -211,6 +226,10 @@ def profile_sizes(cfg: dict, method: str) -> list[list[int]]:
 
 def profile_spec(cfg: dict, method: str, variant: str) -> dict:
     return {
-        "method": method, "variant": variant, "sizes": profile_sizes(cfg, method),
-        "warmup": cfg["profile"]["warmup"], "repeats": cfg["profile"]["repeats"], "runtime": runtime(cfg),
+        "method": method,
+        "variant": variant,
+        "sizes": profile_sizes(cfg, method),
+        "warmup": cfg["profile"]["warmup"],
+        "repeats": cfg["profile"]["repeats"],
+        "runtime": runtime(cfg),
     }

@@ -133,9 +133,7 @@ class Method:
         """The :class:`Variant` called ``name`` (``None`` or ``"default"``: the default variant)."""
         name = self.default_variant if name in (None, "default") else name
         if name not in self.variants:
-            raise KeyError(
-                f"unknown variant {name!r} of method {self.name!r}; allowed: {sorted(self.variants)}"
-            )
+            raise KeyError(f"unknown variant {name!r} of method {self.name!r}; allowed: {sorted(self.variants)}")
         return self.variants[name]
 
     def build(self, variant: str | None = None, **overrides: Any) -> nn.Module:
@@ -189,7 +187,10 @@ class Method:
 
 
 def pad_and_run(model: nn.Module, x: torch.Tensor, multiple: int, scale: int = 1) -> torch.Tensor:
-    """Reflect-pad H, W of ``x`` to a multiple of ``multiple``, run ``model``, crop back (``scale``: output/input size)."""
+    """Reflect-pad H, W of ``x`` to a multiple of ``multiple``, run ``model``, crop back.
+
+    ``scale`` is the output / input size ratio (2 for raw-to-sRGB networks).
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:

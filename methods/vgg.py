@@ -41,11 +41,15 @@ def _features_state(state: dict[str, torch.Tensor], features: nn.Sequential, pat
         return {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     if all(re.fullmatch(r"\d+\.(weight|bias)", k) for k in state):
         return dict(state)
-    named = sorted((k for k in state if re.fullmatch(r"conv\d+_\d+\.(weight|bias)", k)),
-                   key=lambda k: tuple(int(n) for n in re.findall(r"\d+", k.split(".")[0])) + (k.endswith("bias"),))
+    named = sorted(
+        (k for k in state if re.fullmatch(r"conv\d+_\d+\.(weight|bias)", k)),
+        key=lambda k: tuple(int(n) for n in re.findall(r"\d+", k.split(".")[0])) + (k.endswith("bias"),),
+    )
     convs = [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
     if len(named) != 2 * len(convs):
-        raise ValueError(f"{path}: not a VGG state dict this model understands ({len(state)} keys, e.g. {list(state)[:3]})")
+        raise ValueError(
+            f"{path}: not a VGG state dict this model understands ({len(state)} keys, e.g. {list(state)[:3]})"
+        )
     return {f"{convs[j // 2]}.{'bias' if k.endswith('bias') else 'weight'}": state[k] for j, k in enumerate(named)}
 
 

@@ -256,9 +256,7 @@ def test_ms_ssim_matches_the_official_code():
     assert float(ms_ssim(x, y)) == pytest.approx(OFFICIAL_MS_SSIM, abs=1e-6)
     assert float(ms_ssim(y, y)) == pytest.approx(1.0, abs=1e-6)
     loss, logs = alen_loss(x, y, "l1_msssim")
-    assert float(loss) == pytest.approx(
-        0.85 * float((x - y).abs().mean()) + 0.15 * (1 - OFFICIAL_MS_SSIM), abs=1e-6
-    )
+    assert float(loss) == pytest.approx(0.85 * float((x - y).abs().mean()) + 0.15 * (1 - OFFICIAL_MS_SSIM), abs=1e-6)
     loss2, logs2 = alen_loss(x, y, "l2_ssim")
     assert logs2["pix"] == pytest.approx(float(((x - y) ** 2).mean()), rel=1e-6) and 0 < logs2["ssim"] < 1
     with pytest.raises(ValueError, match="unknown ALEN loss"):

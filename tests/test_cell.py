@@ -26,8 +26,13 @@ def small_config() -> dict:
     cfg["datasets"] = {"tiny-lol": cfg["datasets"]["tiny-lol"]}
     cfg["experiments"] = [
         {"method": "input", "datasets": ["tiny-lol"], "variants": ["default"], "seeds": [0]},
-        {"method": "sci", "datasets": ["tiny-lol"], "variants": ["stage1", "stage3"], "seeds": [0],
-         "train": {"iterations": 2, "checkpoint_every": 2, "crop": 64}},
+        {
+            "method": "sci",
+            "datasets": ["tiny-lol"],
+            "variants": ["stage1", "stage3"],
+            "seeds": [0],
+            "train": {"iterations": 2, "checkpoint_every": 2, "crop": 64},
+        },
     ]
     cfg["profile"] = {"sizes": [[64, 64]], "warmup": 0, "repeats": 1}
     return cfg
@@ -41,8 +46,20 @@ def workdir(path: Path) -> Path:
 
 def llbench_cell(work: Path, *args: str) -> subprocess.CompletedProcess:
     # options before the positionals: everything after <run> goes to snakemake (argparse REMAINDER)
-    cmd = [sys.executable, "-m", "llbench", "cell", "--configfile", "config.yaml", *args, "--",
-           "-s", str(REPO / "Snakefile"), "--cores", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llbench",
+        "cell",
+        "--configfile",
+        "config.yaml",
+        *args,
+        "--",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "1",
+    ]
     return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
 
 
@@ -67,10 +84,22 @@ def test_dry_run_lists_only_that_cells_jobs(tmp_path):
     assert outputs and all(o.startswith(f"{CELL}/") for o in outputs), outputs
     assert not (work / "results").exists()  # a dry run writes nothing
     # the whole matrix has more: every other cell, profiles, tables and the report
-    full = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "-n"], cwd=work,
-                          capture_output=True, text=True, timeout=300)
-    assert job_counts(full.stdout + full.stderr) == {"dataset": 1, "train": 2, "evaluate": 3, "profile": 3,
-                                                     "tables": 1, "report": 1, "all": 1}
+    full = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "-n"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert job_counts(full.stdout + full.stderr) == {
+        "dataset": 1,
+        "train": 2,
+        "evaluate": 3,
+        "profile": 3,
+        "tables": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_unknown_cell_is_one_clear_error(tmp_path):
@@ -96,8 +125,13 @@ def test_forcerun_recomputes_only_that_cell(tmp_path):
     """Build three cells, then `llbench cell ... --forcerun` one: only its files (and logs) change."""
     work = workdir(tmp_path / "w")
     targets = [f"{c}/metrics.json" for c in (CELL, *OTHERS)]
-    built = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "--cores", "2",
-                            *targets], cwd=work, capture_output=True, text=True, timeout=900)
+    built = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "--cores", "2", *targets],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     before, values = _state(work), _metrics(work, CELL)
 

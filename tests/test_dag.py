@@ -22,8 +22,13 @@ def small_config(iterations: int = 30) -> dict:
     cfg["datasets"] = {"tiny-lol": cfg["datasets"]["tiny-lol"]}
     cfg["experiments"] = [
         {"method": "input", "datasets": ["tiny-lol"], "variants": ["default"], "seeds": [0]},
-        {"method": "sci", "datasets": ["tiny-lol"], "variants": ["stage3"], "seeds": [0],
-         "train": {"iterations": iterations, "checkpoint_every": 3, "crop": 96}},
+        {
+            "method": "sci",
+            "datasets": ["tiny-lol"],
+            "variants": ["stage3"],
+            "seeds": [0],
+            "train": {"iterations": iterations, "checkpoint_every": 3, "crop": 96},
+        },
     ]
     cfg["profile"] = {"sizes": [[64, 64]], "warmup": 0, "repeats": 1}
     return cfg
@@ -33,8 +38,21 @@ def run(workdir: Path, cfg: dict, **kw) -> subprocess.Popen | subprocess.Complet
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     # the README's way to run: `llbench run <snakemake args>` (recovers a killed run's stale lock)
-    cmd = [sys.executable, "-m", "llbench", "run", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "1", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llbench",
+        "run",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "1",
+        "--quiet",
+    ]
     if kw.get("background"):
         return subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -59,8 +77,10 @@ def reference(tmp_path_factory):
 def test_dag_runs_end_to_end(reference):
     assert (reference / "results" / "report" / "index.html").is_file()
     values = metric_values(reference)
-    assert set(values) == {"results/tiny-lol/input/default/seed0/metrics.json",
-                           "results/tiny-lol/sci/stage3/seed0/metrics.json"}
+    assert set(values) == {
+        "results/tiny-lol/input/default/seed0/metrics.json",
+        "results/tiny-lol/sci/stage3/seed0/metrics.json",
+    }
     assert values["results/tiny-lol/input/default/seed0/metrics.json"]["psnr"] < 12  # a dark input
     prov = json.loads((reference / "results/tiny-lol/sci/stage3/seed0/metrics.json").read_text())["provenance"]
     assert prov["data"]["manifest_sha256"] and prov["git"]["commit"]
@@ -85,6 +105,19 @@ def test_dag_sigkill_then_rerun_gives_identical_metrics(reference, tmp_path):
 
 
 def test_rerun_is_a_no_op(reference):
-    done = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(reference), "--configfile",
-                           str(reference / "config.yaml"), "-n", "--quiet"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(reference),
+            "--configfile",
+            str(reference / "config.yaml"),
+            "-n",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr

@@ -52,9 +52,7 @@ def _paired_source(root: Path, top: str, sides: tuple[str, str], ids: tuple[str,
         for i in split_ids:
             for side in sides:
                 (root / folder / side).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).save(
-                    root / folder / side / f"{i}.png"
-                )
+                Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).save(root / folder / side / f"{i}.png")
     return root
 
 

@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from llbench import gpu
 
-HOLD = "import sys, time; from llbench import gpu; l = gpu.lease('auto'); print(l.device, flush=True); time.sleep(float(sys.argv[1])); l.release()"
+HOLD = (
+    "import sys, time; from llbench import gpu; l = gpu.lease('auto'); print(l.device, flush=True); "
+    "time.sleep(float(sys.argv[1])); l.release()"
+)
 
 
 @pytest.fixture
@@ -54,8 +56,9 @@ def test_killed_job_frees_its_device(pool, monkeypatch):
     monkeypatch.setenv("LLBENCH_GPUS", "0")
     holder = subprocess.Popen([sys.executable, "-c", HOLD, "60"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "0"
-    other = subprocess.run([sys.executable, "-c", HOLD.replace("'auto'", "'auto', timeout=0.5"), "0"],
-                           capture_output=True, text=True)
+    other = subprocess.run(
+        [sys.executable, "-c", HOLD.replace("'auto'", "'auto', timeout=0.5"), "0"], capture_output=True, text=True
+    )
     assert "no free GPU" in other.stderr  # device 0 is held
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
@@ -67,16 +70,24 @@ def test_snakemake_dag_never_shares_a_device(pool):
     """12 jobs of different lengths through a real Snakemake DAG with --resources gpu=4."""
     wf = pool / "wf"
     wf.mkdir()
-    (wf / "Snakefile").write_text(textwrap.dedent(f"""
+    (wf / "Snakefile").write_text(
+        textwrap.dedent(f"""
         rule all:
             input: expand("out/{{i}}.txt", i=range(12))
         rule job:
             output: "out/{{i}}.txt"
             resources: gpu=1
-            shell: "{sys.executable} -c \\"{HOLD}\\" $(python3 -c 'print(0.2 + 0.15 * ({{wildcards.i}} % 4))') > {{output}}"
-    """))
-    out = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "--cores", "6", "--resources", "gpu=4",
-                          "--quiet", "all"], cwd=wf, capture_output=True, text=True, timeout=300)
+            params: seconds=lambda wc: 0.2 + 0.15 * (int(wc.i) % 4)
+            shell: "{sys.executable} -c \\"{HOLD}\\" {{params.seconds}} > {{output}}"
+    """)
+    )
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("snakemake")), "--cores", "6", "--resources", "gpu=4", "--quiet", "all"],
+        cwd=wf,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     events = [json.loads(line) for line in (pool / "leases.jsonl").read_text().splitlines()]
     held: dict[str, int] = {}

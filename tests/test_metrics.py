@@ -49,8 +49,7 @@ fetch_calibration = _load_tool()
 CALIB = Path(os.environ.get("LLBENCH_CALIBRATION_DIR", fetch_calibration.DEFAULT_DEST))
 needs_calib = pytest.mark.skipif(
     not fetch_calibration.is_complete(CALIB),
-    reason=f"calibration set absent at {CALIB}: run `python tools/fetch_calibration.py` "
-    "or set LLBENCH_CALIBRATION_DIR",
+    reason=f"calibration set absent at {CALIB}: run `python tools/fetch_calibration.py` or set LLBENCH_CALIBRATION_DIR",
 )
 IMAGES = ("I03", "I04", "I06", "I08", "I19")
 
@@ -244,11 +243,17 @@ def test_niqe_is_offline_and_cached(tmp_path):
     cache.mkdir()
     env = dict(os.environ)
     env.update(
-        TORCH_HOME=str(cache / "torch"), HF_HOME=str(cache / "hf"), HF_HUB_CACHE=str(cache / "hf" / "hub"),
-        XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="0", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
+        TORCH_HOME=str(cache / "torch"),
+        HF_HOME=str(cache / "hf"),
+        HF_HUB_CACHE=str(cache / "hf" / "hub"),
+        XDG_CACHE_HOME=str(cache),
+        HF_HUB_OFFLINE="0",
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS="1",
     )
-    res = subprocess.run([sys.executable, "-c", _OFFLINE_SCRIPT], env=env, cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", _OFFLINE_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     v1, v2 = (float(s) for s in res.stdout.split())
     assert math.isfinite(v1) and v1 > 0 and v1 == v2
@@ -260,9 +265,7 @@ def _read_csv(name: str) -> dict[str, dict[str, float]]:
     with open(CALIB / name, newline="") as f:
         rows = list(csv.reader(f))
     header = rows[0][1:]
-    return {
-        r[0]: {h.removesuffix(".bmp"): float(v) for h, v in zip(header, r[1:], strict=True)} for r in rows[1:]
-    }
+    return {r[0]: {h.removesuffix(".bmp"): float(v) for h, v in zip(header, r[1:], strict=True)} for r in rows[1:]}
 
 
 def _pair(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -177,9 +177,7 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def _leftovers(parent: Path) -> list[str]:
-    return sorted(
-        p.name for p in parent.iterdir() if ".tmp-" in p.name or ".extract-" in p.name or ".old-" in p.name
-    )
+    return sorted(p.name for p in parent.iterdir() if ".tmp-" in p.name or ".extract-" in p.name or ".old-" in p.name)
 
 
 def _subset(*args, **kwargs) -> Path:
@@ -204,9 +202,7 @@ def test_tables():
     assert COUNTS["lolv2-real"] == {"train": 689, "test": 100}
     assert COUNTS["lolv2-syn"] == {"train": 900, "test": 100}
     lsrw = COUNTS["lsrw"]
-    assert (
-        lsrw["train/Huawei"] + lsrw["train/Nikon"] == 5600 and lsrw["test/Huawei"] + lsrw["test/Nikon"] == 50
-    )
+    assert lsrw["train/Huawei"] + lsrw["train/Nikon"] == 5600 and lsrw["test/Huawei"] + lsrw["test/Nikon"] == 50
     assert COUNTS["sidd"] == {"train": 320, "train_scenes": 160, "val": 1280} and SIDD_VAL_SHAPE == (
         40,
         32,
@@ -249,9 +245,7 @@ def test_lol_folder(tmp_path):
     info = json.loads((dest / INFO).read_text())
     assert info["counts"] == {"train": 3, "test": 2} and info["subset"] and not info["strict_counts"]
     assert _leftovers(tmp_path / "data") == []
-    assert "OK, all 11 files match" in format_report(dest, check(dest)) and "SUBSET" in format_report(
-        dest, check(dest)
-    )
+    assert "OK, all 11 files match" in format_report(dest, check(dest)) and "SUBSET" in format_report(dest, check(dest))
 
 
 def test_subset_is_logged_and_warned(tmp_path, caplog):
@@ -300,9 +294,7 @@ def test_lsrw_two_archives_jpeg_to_png(tmp_path):
     out = Image.open(dest / "test/high/Nikon_3.png")
     assert out.format == "PNG" and out.mode == "RGB"
     # decoded once: the PNG holds exactly the JPEG's decoded pixels
-    assert np.array_equal(
-        np.asarray(out), np.asarray(Image.open(test / "Eval/Nikon/high/3.jpg").convert("RGB"))
-    )
+    assert np.array_equal(np.asarray(out), np.asarray(Image.open(test / "Eval/Nikon/high/3.jpg").convert("RGB")))
     info = json.loads((dest / INFO).read_text())
     assert info["counts"] == {"train/Huawei": 2, "train/Nikon": 2, "test/Huawei": 1, "test/Nikon": 1}
 
@@ -405,9 +397,7 @@ def test_missing_partner(tmp_path):
     src = _lol(tmp_path / "dl")
     (src / "LOLdataset/our485/high/5.png").unlink()
     msg = _fails("lol", src, tmp_path / "out" / "LOL", "missing partner")
-    assert (
-        f"{src / 'LOLdataset/our485/low/5.png'}: missing partner in {src / 'LOLdataset/our485/high'}" in msg
-    )
+    assert f"{src / 'LOLdataset/our485/low/5.png'}: missing partner in {src / 'LOLdataset/our485/high'}" in msg
 
 
 def test_corrupt_png(tmp_path):
@@ -433,9 +423,7 @@ def test_wrong_count_strict(tmp_path):
     src = _lol(tmp_path / "dl")
     msg = _fails("lol", src, tmp_path / "out" / "LOL", "counts differ from the official release", strict=True)
     assert (
-        "train: found 3, official 485" in msg
-        and "test: found 2, official 15" in msg
-        and "strict_counts=False" in msg
+        "train: found 3, official 485" in msg and "test: found 2, official 15" in msg and "strict_counts=False" in msg
     )
 
 
@@ -498,9 +486,7 @@ def test_missing_release_folder_strict(tmp_path):
 
 def test_mat_v73_needs_h5py(tmp_path):
     f = tmp_path / "ValidationGtBlocksSrgb.mat"
-    f.write_bytes(
-        b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .".ljust(128) + b"\0" * 64
-    )
+    f.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .".ljust(128) + b"\0" * 64)
     try:
         import h5py  # noqa: F401
     except ImportError:

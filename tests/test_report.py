@@ -91,10 +91,24 @@ def rendered(tmp_path_factory):
     expected = build_results(root)
     # a name with markup (the Snakefile forbids it; the report must still escape it) and a raw SID table
     bad = BAD
-    write_cell(root, bad, "input", "default", data_root=write_dataset(root, "resources/bad"),
-               metrics={"psnr": [5, 6, 7], "ssim": [0.1] * 3, "niqe": None})
-    write_cell(root, "tiny-sid", "alen", "default", kind="raw", data_root="resources/missing-sid",
-               train_dataset="tiny-sid", metrics={"psnr": [20, 21, 22], "ssim": [0.6] * 3, "niqe": None})
+    write_cell(
+        root,
+        bad,
+        "input",
+        "default",
+        data_root=write_dataset(root, "resources/bad"),
+        metrics={"psnr": [5, 6, 7], "ssim": [0.1] * 3, "niqe": None},
+    )
+    write_cell(
+        root,
+        "tiny-sid",
+        "alen",
+        "default",
+        kind="raw",
+        data_root="resources/missing-sid",
+        train_dataset="tiny-sid",
+        metrics={"psnr": [20, 21, 22], "ssim": [0.6] * 3, "niqe": None},
+    )
     tables.write_tables(root / "results", root / "results" / "tables", cells=expected)
     out = report.render(root / "results" / "tables", root / "results" / "report" / "index.html")
     html = out.read_text()
@@ -135,8 +149,14 @@ def test_main_table_columns_and_values(rendered):
     assert head[:4] == ["method", "variant", "source", "runs"]
     assert head[4:7] == ["PSNR (dB) ↑", "SSIM ↑", "NIQE ↓"]
     assert head[7] == "secondary PSNR GT-mean (dB) ↑"  # secondary protocol columns are labelled as such
-    assert head[8:] == ["params ↓", "GFLOPs @256² ↓", "GFLOPs @48x64 ↓", "latency (ms) @256² ↓",
-                        "peak mem (MB) @256² ↓", "paper (Δ = ours − paper)"]
+    assert head[8:] == [
+        "params ↓",
+        "GFLOPs @256² ↓",
+        "GFLOPs @48x64 ↓",
+        "latency (ms) @256² ↓",
+        "peak mem (MB) @256² ↓",
+        "paper (Δ = ours − paper)",
+    ]
     rows = {cells_text(r)[0] + "/" + cells_text(r)[1]: cells_text(r) for r in _main_rows(dom, "tiny-lol")}
     assert list(rows) == ["input (no method)/default", "sci/stage3", "enlightengan ⚠ untrained VGG/default"]
     sci = rows["sci/stage3"]
@@ -150,8 +170,14 @@ def test_main_table_columns_and_values(rendered):
 def test_best_value_per_column_excludes_the_baseline(rendered):
     _, _, _, dom = rendered
     rows = _main_rows(dom, "tiny-lol")
-    best = {cells_text(r)[0]: [i for i, td in enumerate(c for c in r.children if isinstance(c, Node))
-                               if "best" in td.attrs.get("class", "").split()] for r in rows}
+    best = {
+        cells_text(r)[0]: [
+            i
+            for i, td in enumerate(c for c in r.children if isinstance(c, Node))
+            if "best" in td.attrs.get("class", "").split()
+        ]
+        for r in rows
+    }
     assert best["input (no method)"] == []
     assert 4 in best["enlightengan ⚠ untrained VGG"]  # PSNR 13 beats sci's 11.5
     assert 5 in best["sci"] and 8 in best["sci"]  # SSIM 0.6 and 258 params
@@ -161,8 +187,10 @@ def test_hover_shows_every_seed_interval(rendered):
     _, _, _, dom = rendered
     sci = _main_rows(dom, "tiny-lol")[1]
     td = [c for c in sci.children if isinstance(c, Node)][4]
-    assert td.attrs["title"].startswith("mean ± std over 2 seeds; seed0: 95% bootstrap CI [10.00, 12.00], 3 images; "
-                                        "seed1: 95% bootstrap CI [11.00, 13.00]")
+    assert td.attrs["title"].startswith(
+        "mean ± std over 2 seeds; seed0: 95% bootstrap CI [10.00, 12.00], 3 images; "
+        "seed1: 95% bootstrap CI [11.00, 13.00]"
+    )
 
 
 def test_paper_column(rendered):
@@ -204,8 +232,9 @@ def test_every_number_links_to_its_cell(rendered):
     row = next(r for r in dom.find_all("tr") if r.attrs.get("id") == report.anchor("results/tiny-lol/sci/stage3/seed1"))
     text = " ".join(row.text().split())
     assert "llbench cell tiny-lol sci stage3 seed1 --configfile config/config.yaml" in text
-    assert ("snakemake results/tiny-lol/sci/stage3/seed1/metrics.json --configfile config/config.yaml "
-            "--cores all") in text
+    assert (
+        "snakemake results/tiny-lol/sci/stage3/seed1/metrics.json --configfile config/config.yaml --cores all"
+    ) in text
     assert tables_commit() in row.find_all("td")[4].attrs["title"]
     assert "d" * 12 in text and "torch 2.14.1" in text and "cpu" in text
 
@@ -246,7 +275,11 @@ def test_figures_are_written_and_linked(rendered):
             assert (out.parent / s).with_suffix(".svg").is_file()
     grid = _section(dom, "tiny-lol").find_all("figure", "tile")
     assert [" ".join(f.text().split()) for f in grid] == [
-        "input (no method) 8.00 dB", "sci 10.00 dB", "enlightengan 12.00 dB", "target"]  # image 000 of seed0
+        "input (no method) 8.00 dB",
+        "sci 10.00 dB",
+        "enlightengan 12.00 dB",
+        "target",
+    ]  # image 000 of seed0
     assert all(f.find_all("a")[0].attrs["href"].endswith(".png") for f in grid)  # click: the full image
     assert "Snakemake's report" in html and 'href="snakemake.html"' in html
 
@@ -262,23 +295,48 @@ def test_template_structure():
     env = report._env()
     assert env.autoescape("index.html") is True
     src = {p.name: p.read_text() for p in report.TEMPLATES.glob("*.html")}
-    assert set(src) == {"base.html", "index.html", "macros.html", "section.html", "grid.html", "table_main.html",
-                        "table_ablation.html", "table_references.html", "table_cells.html"}
+    assert set(src) == {
+        "base.html",
+        "index.html",
+        "macros.html",
+        "section.html",
+        "grid.html",
+        "table_main.html",
+        "table_ablation.html",
+        "table_references.html",
+        "table_cells.html",
+    }
     blocks = {name: re.findall(r"{%-?\s*block\s+(\w+)", text) for name, text in src.items()}
     assert blocks["base.html"] == ["title", "head", "body"]
-    assert blocks["index.html"] == ["body", "summary", "protocol", "main", "ablations", "training", "references",
-                                    "cells"]
+    assert blocks["index.html"] == [
+        "body",
+        "summary",
+        "protocol",
+        "main",
+        "ablations",
+        "training",
+        "references",
+        "cells",
+    ]
     assert blocks["table_main.html"] == ["thead", "row", "after_table"]
     assert blocks["section.html"] == ["figures"]
     assert src["index.html"].startswith('{% extends "base.html" %}')
-    assert not re.search(r"https?://", "".join(src.values()) + (report.ASSETS / "report.css").read_text()
-                         + (report.ASSETS / "report.js").read_text())  # nothing from the network
+    assert not re.search(
+        r"https?://",
+        "".join(src.values()) + (report.ASSETS / "report.css").read_text() + (report.ASSETS / "report.js").read_text(),
+    )  # nothing from the network
 
 
 def test_filters():
     nan = float("nan")
     assert [report.fmt(v) for v in (None, nan, "nan", 0.0, 0, 1234.5)] == [
-        "n/a", "n/a", "n/a", "0.00", "0.00", "1,234.50"]  # 0 is a number, not a missing value
+        "n/a",
+        "n/a",
+        "n/a",
+        "0.00",
+        "0.00",
+        "1,234.50",
+    ]  # 0 is a number, not a missing value
     assert report.fmt(8636675, "int") == "8,636,675"
     assert [report.fmt(v, "sig") for v in (0.031850496, 19.49, 323.6, 0.0)] == ["0.0319", "19.5", "324", "0"]
     assert [report.fmt_delta(v) for v in (1.234, -1.5, 0.003, None)] == ["+1.23", "−1.50", "±0.00", "n/a"]
@@ -314,10 +372,21 @@ def test_bad_reference_entries_are_rejected(tmp_path):
 
 
 # ---- headless Chromium over the DevTools protocol (pipe transport, stdlib only) -------------------------
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-                  "--allow-file-access-from-files"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
+]
 
 
 class DevTools:
@@ -331,9 +400,13 @@ class DevTools:
             os.dup2(cmd_r, 3)
             os.dup2(out_w, 4)
 
-        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                                      "about:blank"], preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL,
-                                     stderr=stderr.open("wb"))
+        self.proc = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            preexec_fn=fds,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr.open("wb"),
+        )
         self._stderr = stderr
         os.close(cmd_r)
         os.close(out_w)
@@ -415,8 +488,11 @@ def test_report_in_headless_chromium(rendered, tmp_path):
         sid = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Network", "Page"):
             browser.send(f"{domain}.enable", session=sid)
-        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                            "mobile": False}, session=sid)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            session=sid,
+        )
         browser.send("Page.navigate", {"url": out.as_uri()}, session=sid)
         browser.wait_for("Page.loadEventFired")
         browser.drain(0.5)
@@ -429,7 +505,8 @@ def test_report_in_headless_chromium(rendered, tmp_path):
         n_tables = js("document.querySelectorAll('table.main').length")
         assert n_tables == 6  # tiny-lol, tiny-lsrw, lol, tiny-<img..>, tiny-sid, tiny-sidd
         assert js("document.documentElement.getAttribute('data-sortable-ready')") == str(
-            js("document.querySelectorAll('table.sortable').length"))
+            js("document.querySelectorAll('table.sortable').length")
+        )
         broken = js("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
         assert js("document.images.length") > 10 and broken == []
         assert js("typeof window.pwned") == "undefined"
@@ -442,8 +519,11 @@ def test_report_in_headless_chromium(rendered, tmp_path):
         })()""")
         assert order[0] == "input" and order[1:] == ["enlightengan", "sci"]
         height = js("Math.min(document.documentElement.scrollHeight, 16000)")
-        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": height, "deviceScaleFactor": 1,
-                                                            "mobile": False}, session=sid)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1400, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=sid,
+        )
         browser.drain(0.3)
         shot = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"}, session=sid)["data"])
     finally:
@@ -460,8 +540,14 @@ def test_report_in_headless_chromium(rendered, tmp_path):
     external = [u for u in requests if not u.startswith(("file:", "data:", "about:", "blob:"))]
     assert requests and external == []
     errors = [e["params"] for e in events if e.get("method") == "Runtime.exceptionThrown"]
-    errors += [e["params"] for e in events if e.get("method") == "Runtime.consoleAPICalled"
-               and e["params"].get("type") in ("error", "assert")]
-    errors += [e["params"]["entry"] for e in events if e.get("method") == "Log.entryAdded"
-               and e["params"]["entry"].get("level") == "error"]
+    errors += [
+        e["params"]
+        for e in events
+        if e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") in ("error", "assert")
+    ]
+    errors += [
+        e["params"]["entry"]
+        for e in events
+        if e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error"
+    ]
     assert errors == []

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 import methods
+from llbench.profiling import count_flops, count_params
 from methods.sci.loss import rgb_to_ycbcr_official, sci_loss, smooth_loss
 from methods.sci.model import CalibrateNetwork, SCITrainNetwork
-from llbench.profiling import count_flops, count_params
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SAMPLES = json.loads((Path(__file__).parent / "data" / "sci_official_samples.json").read_text())
@@ -78,7 +78,7 @@ def test_loss_gradient_reaches_calibration_module():
     net = SCITrainNetwork(methods.build("sci"), stages=3)
     y = torch.rand(1, 3, 24, 24)
     illus, inputs = net(y)
-    loss = sum(sci_loss(i, l) for i, l in zip(inputs, illus))
+    loss = sum(sci_loss(i, l) for i, l in zip(inputs, illus, strict=True))
     loss.backward()
     assert net.calibrate.out_conv[0].weight.grad.abs().sum() > 0
 
@@ -131,7 +131,10 @@ def test_infer_cli_reproduces_official_outputs(tmp_path):
         names = [k.split("/")[1] for k in SAMPLES["images"] if k.startswith(level + "/")]
         inputs = [str(SHARED / "datasets" / "unpaired" / "SCI_test" / level / n) for n in names]
         ckpt = SHARED / "weights" / "sci" / f"{level}.pt"
-        assert main(["infer", "sci", *inputs, "--checkpoint", str(ckpt), "-o", str(tmp_path / level), "--device", "cpu"]) == 0
+        assert (
+            main(["infer", "sci", *inputs, "--checkpoint", str(ckpt), "-o", str(tmp_path / level), "--device", "cpu"])
+            == 0
+        )
         for n in names:
             ours = np.asarray(Image.open(tmp_path / level / (Path(n).stem + ".png")).convert("RGB"))
             ref = SAMPLES["images"][f"{level}/{n}"]

@@ -49,8 +49,7 @@ def _analytic_macs(h: int, w: int) -> int:
         conv(full, 3, 64)
         + conv(half, 64, 64)
         + conv(quarter, 64, 64)  # conv_first_1/2/3
-        + 16
-        * conv(quarter, 64, 64)  # 8 residual blocks: feature_extraction 1, recon_trunk_light 6, recon_trunk 1
+        + 16 * conv(quarter, 64, 64)  # 8 residual blocks: feature_extraction 1, recon_trunk_light 6, recon_trunk 1
         + conv(quarter, 128, 256)
         + conv(half, 128, 256)  # upconv1, upconv2
         + conv(full, 128, 64)
@@ -281,9 +280,7 @@ def test_no_snr_ignores_the_snr_map():
 def test_no_transformer_never_runs_the_transformer(monkeypatch):
     calls = []
     orig = PatchTransformer.forward
-    monkeypatch.setattr(
-        PatchTransformer, "forward", lambda self, *a, **k: calls.append(1) or orig(self, *a, **k)
-    )
+    monkeypatch.setattr(PatchTransformer, "forward", lambda self, *a, **k: calls.append(1) or orig(self, *a, **k))
     x = torch.rand(1, 3, 32, 32)
     _small("default")(x)
     assert calls == [1]
@@ -419,9 +416,7 @@ class _OfficialLayout(nn.Module):
         self.recon_trunk_light = nn.Sequential(*[_OffRB(nf) for _ in range(light_RBs)])
 
 
-def _official_forward(
-    m: _OfficialLayout, x: torch.Tensor, mask: torch.Tensor, n_head: int, d_k: int
-) -> torch.Tensor:
+def _official_forward(m: _OfficialLayout, x: torch.Tensor, mask: torch.Tensor, n_head: int, d_k: int) -> torch.Tensor:
     """Transcription of SNR:low_light_transformer.py forward + transformer/{SubLayers,Modules}.py."""
 
     def rb(block, t):
@@ -566,9 +561,7 @@ def test_training_step_updates_weights(monkeypatch, tmp_path):
         trainer = METHOD.trainer(net, cfg, torch.device("cpu"))
     assert trainer.flags["untrained_vgg"] is True
     g = torch.Generator().manual_seed(0)  # smooth images: part of the tokens have patch-mean SNR > 0.5
-    target = F.interpolate(
-        torch.rand(2, 3, 4, 4, generator=g), size=(64, 64), mode="bilinear", align_corners=False
-    )
+    target = F.interpolate(torch.rand(2, 3, 4, 4, generator=g), size=(64, 64), mode="bilinear", align_corners=False)
     batch = {"input": target * 0.2, "target": target}
     kept = token_snr_mask(F.interpolate(snr_map(batch["input"]), size=(16, 16))) > 0
     assert kept.any() and not kept.all()

@@ -42,9 +42,20 @@ def write_dataset(root: Path, rel: str, kind: str = "paired") -> str:
     return rel
 
 
-def write_cell(root: Path, dataset: str, method: str, variant: str, run: str = "seed0", *,
-               metrics: dict[str, list[float] | None], kind: str = "paired", data_root: str | None = None,
-               flags: dict | None = None, train_dataset: str | None = None, train_log: bool = False) -> Path:
+def write_cell(
+    root: Path,
+    dataset: str,
+    method: str,
+    variant: str,
+    run: str = "seed0",
+    *,
+    metrics: dict[str, list[float] | None],
+    kind: str = "paired",
+    data_root: str | None = None,
+    flags: dict | None = None,
+    train_dataset: str | None = None,
+    train_log: bool = False,
+) -> Path:
     """One cell folder as ``llbench evaluate`` writes it (metrics.json, per_image.csv, outputs/)."""
     d = root / "results" / dataset / method / variant / run
     (d / "outputs").mkdir(parents=True, exist_ok=True)
@@ -55,31 +66,58 @@ def write_cell(root: Path, dataset: str, method: str, variant: str, run: str = "
         else:
             summary[name] = {"mean": float(np.mean(vals)), "ci95": [float(min(vals)), float(max(vals))], "n": len(vals)}
     seed = int(run.removeprefix("seed")) if run.startswith("seed") else 0
-    spec_ds = {"name": dataset, "kind": kind, "root": data_root or f"resources/{dataset}", "test": "test",
-               "native_size": list(SIZE)}
+    spec_ds = {
+        "name": dataset,
+        "kind": kind,
+        "root": data_root or f"resources/{dataset}",
+        "test": "test",
+        "native_size": list(SIZE),
+    }
     m = {
         "cell": {"dataset": dataset, "method": method, "variant": variant, "run": run, "train_dataset": train_dataset},
-        "metrics": summary, "not_applicable": [k for k, v in summary.items() if v["n"] == 0], "images": len(IDS),
+        "metrics": summary,
+        "not_applicable": [k for k, v in summary.items() if v["n"] == 0],
+        "images": len(IDS),
         "protocol": {"secondary": sorted(k for k in metrics if k not in ("psnr", "ssim", "niqe"))},
-        "checkpoint": {"path": None, "format": "none"}, "inference": {}, "seconds_per_image": 0.01,
+        "checkpoint": {"path": None, "format": "none"},
+        "inference": {},
+        "seconds_per_image": 0.01,
         "flags": flags or {},
-        "provenance": {"git": {"commit": COMMIT, "dirty": False}, "config_sha256": f"cfg{abs(hash(d.as_posix())):x}",
-                       "spec": {"dataset": spec_ds, "seed": seed}, "seed": seed,
-                       "data": {"name": dataset, "kind": kind, "root": spec_ds["root"], "manifest_sha256": "d" * 64,
-                                "source": "test fixture"},
-                       "packages": {"torch": "2.14.1", "python": "3.11.7"}, "device": {"type": "cpu", "lease": "cpu"},
-                       "flags": flags or {}},
+        "provenance": {
+            "git": {"commit": COMMIT, "dirty": False},
+            "config_sha256": f"cfg{abs(hash(d.as_posix())):x}",
+            "spec": {"dataset": spec_ds, "seed": seed},
+            "seed": seed,
+            "data": {
+                "name": dataset,
+                "kind": kind,
+                "root": spec_ds["root"],
+                "manifest_sha256": "d" * 64,
+                "source": "test fixture",
+            },
+            "packages": {"torch": "2.14.1", "python": "3.11.7"},
+            "device": {"type": "cpu", "lease": "cpu"},
+            "flags": flags or {},
+        },
     }
     (d / "metrics.json").write_text(json.dumps(m))
-    rows = [{"id": k, "height": SIZE[0], "width": SIZE[1],
-             **{n: (v[i] if v is not None else None) for n, v in metrics.items()}} for i, k in enumerate(IDS)]
+    rows = [
+        {
+            "id": k,
+            "height": SIZE[0],
+            "width": SIZE[1],
+            **{n: (v[i] if v is not None else None) for n, v in metrics.items()},
+        }
+        for i, k in enumerate(IDS)
+    ]
     pd.DataFrame(rows).to_csv(d / "per_image.csv", index=False)
     for i, k in enumerate(IDS):
         Image.fromarray(_img(i + 10 * len(method), 0.6)).save(d / "outputs" / f"{k}.png")
     if train_log:
         it = np.arange(1, 21)
-        pd.DataFrame({"iteration": it, "epoch": it // 7, "loss": 10 / it + seed, "lr": 3e-4, "data_s": 0.01,
-                      "step_s": 0.1}).to_csv(d / "train_log.csv", index=False)
+        pd.DataFrame(
+            {"iteration": it, "epoch": it // 7, "loss": 10 / it + seed, "lr": 3e-4, "data_s": 0.01, "step_s": 0.1}
+        ).to_csv(d / "train_log.csv", index=False)
         (d / "checkpoint.pt").write_bytes(b"fake")
     return d
 
@@ -87,10 +125,22 @@ def write_cell(root: Path, dataset: str, method: str, variant: str, run: str = "
 def write_profile(root: Path, method: str, variant: str, params: int, flops: float, latency: float) -> None:
     sizes = []
     for (h, w), scale in (((256, 256), 1.0), (SIZE, SIZE[0] * SIZE[1] / 256**2)):
-        sizes.append({"size": [h, w], "params": params, "flops": flops * scale, "macs": flops * scale / 2,
-                      "macs_gib": flops * scale / 2 / 2**30, "latency_ms": latency * scale,
-                      "latency_p10_ms": latency * 0.9, "latency_p90_ms": latency * 1.1, "peak_mem_mb": 2.25,
-                      "peak_mem_kind": "cpu_live_tensor_peak", "device": "cpu", "device_name": "test CPU"})
+        sizes.append(
+            {
+                "size": [h, w],
+                "params": params,
+                "flops": flops * scale,
+                "macs": flops * scale / 2,
+                "macs_gib": flops * scale / 2 / 2**30,
+                "latency_ms": latency * scale,
+                "latency_p10_ms": latency * 0.9,
+                "latency_p90_ms": latency * 1.1,
+                "peak_mem_mb": 2.25,
+                "peak_mem_kind": "cpu_live_tensor_peak",
+                "device": "cpu",
+                "device_name": "test CPU",
+            }
+        )
     p = root / "results" / "profile" / method / f"{variant}.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps({"method": method, "variant": variant, "sizes": sizes, "provenance": {}}))
@@ -110,37 +160,96 @@ def build_results(root: Path) -> list[str]:
     lol = write_dataset(root, "resources/tiny/lol")
     sidd = write_dataset(root, "resources/tiny/sidd", "denoise")
     niqe_na = None  # NIQE undefined on these small images: never 0
-    write_cell(root, "tiny-lol", "input", "default", data_root=lol,
-               metrics={"psnr": [8, 9, 10], "ssim": [0.2, 0.3, 0.4], "niqe": niqe_na})
+    write_cell(
+        root,
+        "tiny-lol",
+        "input",
+        "default",
+        data_root=lol,
+        metrics={"psnr": [8, 9, 10], "ssim": [0.2, 0.3, 0.4], "niqe": niqe_na},
+    )
     for run, base in (("seed0", 10), ("seed1", 11)):
-        write_cell(root, "tiny-lol", "sci", "stage3", run, data_root=lol, train_dataset="tiny-lol", train_log=True,
-                   metrics={"psnr": [base, base + 1, base + 2], "ssim": [0.5, 0.6, 0.7], "niqe": niqe_na,
-                            "psnr_gtmean": [20, 21, 22]})
-    write_cell(root, "tiny-lol", "sci", "stage1", data_root=lol, train_dataset="tiny-lol", train_log=True,
-               metrics={"psnr": [9, 10, 11], "ssim": [0.4, 0.5, 0.6], "niqe": niqe_na, "psnr_gtmean": [19, 20, 21]})
-    write_cell(root, "tiny-lol", "enlightengan", "default", data_root=lol, train_dataset="tiny-lol",
-               flags={"untrained_vgg": True}, metrics={"psnr": [12, 13, 14], "ssim": [0.3, 0.4, 0.5], "niqe": niqe_na})
+        write_cell(
+            root,
+            "tiny-lol",
+            "sci",
+            "stage3",
+            run,
+            data_root=lol,
+            train_dataset="tiny-lol",
+            train_log=True,
+            metrics={
+                "psnr": [base, base + 1, base + 2],
+                "ssim": [0.5, 0.6, 0.7],
+                "niqe": niqe_na,
+                "psnr_gtmean": [20, 21, 22],
+            },
+        )
+    write_cell(
+        root,
+        "tiny-lol",
+        "sci",
+        "stage1",
+        data_root=lol,
+        train_dataset="tiny-lol",
+        train_log=True,
+        metrics={"psnr": [9, 10, 11], "ssim": [0.4, 0.5, 0.6], "niqe": niqe_na, "psnr_gtmean": [19, 20, 21]},
+    )
+    write_cell(
+        root,
+        "tiny-lol",
+        "enlightengan",
+        "default",
+        data_root=lol,
+        train_dataset="tiny-lol",
+        flags={"untrained_vgg": True},
+        metrics={"psnr": [12, 13, 14], "ssim": [0.3, 0.4, 0.5], "niqe": niqe_na},
+    )
     # stage2 failed at evaluation (its log holds markup that must be escaped); no_calibration never ran
     write_log(root, "evaluate", "tiny-lol/sci/stage2/seed0", f"Traceback (most recent call last):\nValueError: {XSS}\n")
     # the same method's training failed on tiny-lsrw: no checkpoint, no evaluation
     write_log(root, "train", "tiny-lsrw/sci/stage3/seed0", "RuntimeError: out of memory\n")
-    write_cell(root, "tiny-sidd", "input", "default", kind="denoise", data_root=sidd,
-               metrics={"psnr": [27, 28, 29], "ssim": [0.6, 0.7, 0.8], "niqe": niqe_na})
-    write_cell(root, "tiny-sidd", "lgbpn", "default", kind="denoise", data_root=sidd, train_dataset="tiny-sidd",
-               metrics={"psnr": [30, 31, 32], "ssim": [0.8, 0.8, 0.8], "niqe": niqe_na, "psnr_skimage": [30, 31, 32]})
+    write_cell(
+        root,
+        "tiny-sidd",
+        "input",
+        "default",
+        kind="denoise",
+        data_root=sidd,
+        metrics={"psnr": [27, 28, 29], "ssim": [0.6, 0.7, 0.8], "niqe": niqe_na},
+    )
+    write_cell(
+        root,
+        "tiny-sidd",
+        "lgbpn",
+        "default",
+        kind="denoise",
+        data_root=sidd,
+        train_dataset="tiny-sidd",
+        metrics={"psnr": [30, 31, 32], "ssim": [0.8, 0.8, 0.8], "niqe": niqe_na, "psnr_skimage": [30, 31, 32]},
+    )
     # real LOL: the input baseline (published 7.77 dB) and SNR-Aware with its paper protocol column
-    write_cell(root, "lol", "input", "default",
-               metrics={"psnr": [7.7, 7.8, 7.819], "ssim": [0.19] * 3, "niqe": [8.0] * 3})
-    write_cell(root, "lol", "snr_aware", "default", train_dataset="lol",
-               metrics={"psnr": [22.0, 22.61, 23.22], "ssim": [0.8] * 3, "niqe": [4.0] * 3, "psnr_paper": [23.61] * 3})
+    write_cell(
+        root, "lol", "input", "default", metrics={"psnr": [7.7, 7.8, 7.819], "ssim": [0.19] * 3, "niqe": [8.0] * 3}
+    )
+    write_cell(
+        root,
+        "lol",
+        "snr_aware",
+        "default",
+        train_dataset="lol",
+        metrics={"psnr": [22.0, 22.61, 23.22], "ssim": [0.8] * 3, "niqe": [4.0] * 3, "psnr_paper": [23.61] * 3},
+    )
     write_profile(root, "input", "default", 0, 0.0, 0.05)
     write_profile(root, "sci", "stage3", 258, 31850496, 2.0)
     write_profile(root, "sci", "stage1", 258, 31850496, 1.5)
     write_profile(root, "enlightengan", "default", 8636675, 3.29e10, 180.0)
     write_profile(root, "lgbpn", "default", 6162719, 6.5e11, 4000.0)
     return [f"results/tiny-lol/sci/{v}/seed0" for v in ("stage1", "stage2", "stage3", "no_calibration")] + [
-        "results/tiny-lol/sci/stage3/seed1", "results/tiny-lsrw/sci/stage3/seed0",
-        "results/tiny-lol/input/default/seed0"]
+        "results/tiny-lol/sci/stage3/seed1",
+        "results/tiny-lsrw/sci/stage3/seed0",
+        "results/tiny-lol/input/default/seed0",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +301,9 @@ def test_failures_are_found_without_the_config(tmp_path):
     cells = tables.read_cells(tmp_path / "results")  # no expected list: logs alone reveal the failures
     assert set(cells["status"]) == {"ok", "failed"}
     assert set(cells.loc[cells["status"] == "failed", "path"]) == {
-        "results/tiny-lol/sci/stage2/seed0", "results/tiny-lsrw/sci/stage3/seed0"}
+        "results/tiny-lol/sci/stage2/seed0",
+        "results/tiny-lsrw/sci/stage3/seed0",
+    }
 
 
 def test_seeds_are_aggregated_mean_std(tree):
@@ -230,8 +341,13 @@ def test_order_input_first_then_registry_then_default_variant(tree):
     main = t["main"]
     lol = main[main["dataset"] == "tiny-lol"]
     assert list(zip(lol["method"], lol["variant"], strict=True)) == [
-        ("input", "default"), ("sci", "stage3"), ("sci", "stage1"), ("sci", "stage2"), ("sci", "no_calibration"),
-        ("enlightengan", "default")]
+        ("input", "default"),
+        ("sci", "stage3"),
+        ("sci", "stage1"),
+        ("sci", "stage2"),
+        ("sci", "no_calibration"),
+        ("enlightengan", "default"),
+    ]
     assert list(main["dataset"].drop_duplicates())[:2] == ["tiny-lol", "tiny-lsrw"]  # the config's order first
 
 

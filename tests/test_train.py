@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
+import methods
 from llbench.evaluate import load_weights
 from llbench.train import train
-
-import methods
 
 
 def spec(root: Path, iterations: int = 6, every: int = 3, variant: str = "stage3") -> dict:
     return {
-        "method": "sci", "variant": variant, "seed": 0,
+        "method": "sci",
+        "variant": variant,
+        "seed": 0,
         "dataset": {"name": "tiny-lol", "kind": "paired", "root": str(root), "train": "train", "test": "test"},
         "train": {"iterations": iterations, "checkpoint_every": every, "crop": 48, "batch_size": 2},
         "runtime": {"device": "cpu", "threads": 1, "workers": 0},
@@ -37,7 +38,7 @@ def test_same_seed_same_weights(tiny, tmp_path):
     b = train(spec(tiny("lol")), tmp_path / "b")
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert (tmp_path / "a" / "train_log.csv").read_text() .splitlines()[0].startswith("iteration,epoch,loss")
+    assert (tmp_path / "a" / "train_log.csv").read_text().splitlines()[0].startswith("iteration,epoch,loss")
     assert not (tmp_path / "a" / "resume.pt").exists()
     prov = json.loads((tmp_path / "a" / "config.json").read_text())["provenance"]
     assert prov["seed"] == 0 and len(prov["config_sha256"]) == 64 and prov["packages"]["torch"]

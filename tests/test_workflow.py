@@ -37,11 +37,17 @@ def test_smoke_covers_every_method_of_the_full_config():
     [
         (lambda c: c["experiments"][1]["train"].update(iterations=-5), r"experiments\[1\]\.train\.iterations = -5"),
         (lambda c: c["experiments"][1].update(method="scii"), r"unknown method 'scii'.*Did you mean: sci"),
-        (lambda c: c["experiments"][1].update(variants=["stage7"]), r"unknown variant 'stage7' of sci; allowed: .*stage3"),
+        (
+            lambda c: c["experiments"][1].update(variants=["stage7"]),
+            r"unknown variant 'stage7' of sci; allowed: .*stage3",
+        ),
         (lambda c: c["experiments"][1].update(datasets=["lol"]), r"unknown dataset 'lol'; allowed: tiny-lol"),
         (lambda c: c["datasets"]["tiny-lol"].update(kind="pairs"), r"kind = 'pairs' is not allowed; allowed: paired"),
         (lambda c: c.update(devise="cpu"), r"'devise' was unexpected.*allowed keys: .*device"),
-        (lambda c: c["experiments"][1].update(datasets=["tiny-sidd"]), r"sci cannot be evaluated on 'tiny-sidd' \(kind denoise\)"),
+        (
+            lambda c: c["experiments"][1].update(datasets=["tiny-sidd"]),
+            r"sci cannot be evaluated on 'tiny-sidd' \(kind denoise\)",
+        ),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(edit, message):
@@ -64,8 +70,22 @@ def test_cells_and_paths():
 
 def dry_run_counts(configfile: str, workdir: Path) -> dict[str, int]:
     """Job counts per rule of a dry run in an empty working directory."""
-    out = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", "--configfile",
-                          str(REPO / configfile), "--quiet", "rules"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "-n",
+            "--configfile",
+            str(REPO / configfile),
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("job ")) + 2
@@ -92,7 +112,8 @@ def test_dry_run_lists_every_cell(configfile, tmp_path):
 
 def test_smoke_covers_all_five_methods():
     assert {"sci", "snr_aware", "enlightengan", "lgbpn", "apbsn", "alen", "input"} <= {
-        e["method"] for e in smoke()["experiments"]}
+        e["method"] for e in smoke()["experiments"]
+    }
 
 
 def test_bad_config_stops_snakemake_before_any_job(tmp_path):

@@ -54,8 +54,7 @@ def is_complete(dest: Path) -> bool:
 
 def download_sdist(workdir: Path) -> Path:
     """``pip download`` the pinned sdist into ``workdir`` (no dependencies, no wheels) and return its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE,
-           "-d", str(workdir)]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE, "-d", str(workdir)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         tail = (res.stdout + res.stderr)[-3000:]
@@ -85,7 +84,7 @@ def extract_results_calibra(sdist: Path, dest: Path, sha256: str = SDIST_SHA256)
             for m in tar.getmembers():
                 if not m.name.startswith(PREFIX) or not (m.isfile() or m.isdir()):
                     continue
-                m.name = m.name[len(PREFIX):]
+                m.name = m.name[len(PREFIX) :]
                 if m.name:
                     members.append(m)
             tar.extractall(tmp, members=members, filter="data")

@@ -215,8 +215,10 @@ class TrainSet(Dataset):
                 names.append("target")
             label = str(it.input)
         arrays = _augment(_crop(arrays, self.crop, rng, label), self.augment, rng)
-        out = {k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a)
-               for k, a in zip(names, arrays, strict=True)}
+        out = {
+            k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a)
+            for k, a in zip(names, arrays, strict=True)
+        }
         if self.refs is not None:
             ref_path = self.refs[int(rng.integers(0, len(self.refs)))]
             ref = _augment(_crop([_cached(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]

@@ -83,7 +83,5 @@ def check_manifest(root: Path) -> CheckReport:
         missing=sorted(set(expected) - present),
         extra=sorted(present - set(expected)),
     )
-    report.corrupt = sorted(
-        rel for rel in set(expected) & present if sha256_file(root / rel) != expected[rel]
-    )
+    report.corrupt = sorted(rel for rel in set(expected) & present if sha256_file(root / rel) != expected[rel])
     return report

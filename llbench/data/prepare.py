@@ -133,7 +133,6 @@ DATASETS: dict[str, DatasetSpec] = {
 }  # fmt: skip
 
 
-
 class _Problem(Exception):
     """One problem with one file (collected, then raised together as a DatasetError)."""
 
@@ -235,9 +234,7 @@ def _child(d: Path, name: str) -> Path | None:
     if exact.is_dir():
         return exact
     try:
-        return next(
-            (Path(e.path) for e in os.scandir(d) if e.is_dir() and e.name.lower() == name.lower()), None
-        )
+        return next((Path(e.path) for e in os.scandir(d) if e.is_dir() and e.name.lower() == name.lower()), None)
     except OSError:
         return None
 
@@ -346,14 +343,11 @@ def _plan_paired(name: str, srcs: _Sources, strict: bool) -> _Plan:
         plan.counts[g.key] = 0
         if d is None:
             if not strict:
-                log.warning(
-                    "%s: %s not found in %s: %s left empty (strict_counts=False)", name, what, srcs, g.key
-                )
+                log.warning("%s: %s not found in %s: %s left empty (strict_counts=False)", name, what, srcs, g.key)
             continue
         dirs = [_child(d, s) for s in g.sides]
         low, high = (
-            _images_by_id(side, g.naming[i] if g.naming else None, plan.problems)
-            for i, side in enumerate(dirs)
+            _images_by_id(side, g.naming[i] if g.naming else None, plan.problems) for i, side in enumerate(dirs)
         )
         for key in sorted(low.keys() - high.keys()):
             plan.problems.append(f"{low[key]}: missing partner in {dirs[1]} (no file with id {key!r})")
@@ -386,9 +380,7 @@ def _plan_sidd(name: str, srcs: _Sources, strict: bool) -> _Plan:
             if not (fm := _SIDD_FILE.fullmatch(f.name)):
                 continue
             if fm.group(1) != m.group(1):
-                plan.problems.append(
-                    f"{f}: scene number {fm.group(1)} differs from its folder's {m.group(1)}"
-                )
+                plan.problems.append(f"{f}: scene number {fm.group(1)} differs from its folder's {m.group(1)}")
             found.setdefault(fm.group(3), {})[fm.group(2).upper()] = f
         if not found:
             plan.problems.append(f"{scene}: no NNNN_{{GT,NOISY}}_SRGB_<instance>.PNG files")
@@ -396,9 +388,7 @@ def _plan_sidd(name: str, srcs: _Sources, strict: bool) -> _Plan:
             if set(files) != {"GT", "NOISY"}:
                 have = next(iter(files.values()))
                 other = "NOISY" if "GT" in files else "GT"
-                plan.problems.append(
-                    f"{have}: missing partner {m.group(1)}_{other}_SRGB_{inst}.PNG in {scene}"
-                )
+                plan.problems.append(f"{have}: missing partner {m.group(1)}_{other}_SRGB_{inst}.PNG in {scene}")
                 continue
             ident = f"{scene.name}_{inst}"
             a, b = f"train/noisy/{ident}.png", f"train/clean/{ident}.png"
@@ -408,9 +398,7 @@ def _plan_sidd(name: str, srcs: _Sources, strict: bool) -> _Plan:
     for fname, key in SIDD_VAL_FILES.items():
         f = _one(srcs.find_files(fname), fname, srcs, plan.problems, required=True)
         if f is not None:
-            plan.items.append(
-                _Item(f, f"val/{fname}", "mat", key=key, shape=SIDD_VAL_SHAPE if strict else None)
-            )
+            plan.items.append(_Item(f, f"val/{fname}", "mat", key=key, shape=SIDD_VAL_SHAPE if strict else None))
     plan.pairs.append(tuple(f"val/{f}" for f in SIDD_VAL_FILES))  # noisy and GT blocks: same shape
     return plan
 
@@ -477,9 +465,7 @@ def _plan_sid(name: str, srcs: _Sources, strict: bool) -> _Plan:
                 plan.problems.append(f"{lst}:{n}: short {short} and long {long} are different scenes")
             for sub, f in (("short", short), ("long", long)):
                 if f not in present[sub]:
-                    plan.problems.append(
-                        f"{lst}:{n}: listed file Sony/{sub}/{f} is missing from {sony or srcs}"
-                    )
+                    plan.problems.append(f"{lst}:{n}: listed file Sony/{sub}/{f} is missing from {sony or srcs}")
             plan.pairs.append((f"Sony/short/{short}", f"Sony/long/{long}"))
             plan.counts[split] += 1
     return plan
@@ -538,9 +524,7 @@ def _check_mat(item: _Item) -> tuple[tuple[int, ...], str]:
     except ValueError as e:
         raise _Problem(str(e)) from None
     if arr.dtype != np.uint8 or arr.ndim != 5 or arr.shape[-1] != 3:
-        raise _Problem(
-            f"{item.src}: {item.key} is {arr.dtype} {arr.shape}, expected uint8 (images, blocks, H, W, 3)"
-        )
+        raise _Problem(f"{item.src}: {item.key} is {arr.dtype} {arr.shape}, expected uint8 (images, blocks, H, W, 3)")
     if item.shape is not None and arr.shape != item.shape:
         raise _Problem(f"{item.src}: {item.key} has shape {arr.shape}, official {item.shape}")
     return arr.shape, str(arr.dtype)
@@ -592,9 +576,7 @@ def _run(name: str, plan: _Plan, staging: Path, srcs: _Sources, workers: int) ->
         raise DatasetError(_problems_message(name, srcs, problems, stopped=len(problems) >= _MAX_PROBLEMS))
     for a, b in plan.pairs:
         if a in infos and b in infos and infos[a] != infos[b]:
-            problems.append(
-                f"{a} is {infos[a]} but its partner {b} is {infos[b]}: a pair must have equal sizes"
-            )
+            problems.append(f"{a} is {infos[a]} but its partner {b} is {infos[b]}: a pair must have equal sizes")
     if problems:
         raise DatasetError(_problems_message(name, srcs, problems))
     return infos
@@ -614,9 +596,7 @@ def _problems_message(name: str, srcs: _Sources, problems: list[str], stopped: b
 
 def _check_counts(name: str, counts: dict[str, int], strict: bool, srcs: _Sources) -> None:
     official = {k: v for k, v in COUNTS[name].items() if k in counts}
-    diffs = [
-        f"{k}: found {counts.get(k, 0)}, official {v}" for k, v in official.items() if counts.get(k, 0) != v
-    ]
+    diffs = [f"{k}: found {counts.get(k, 0)}, official {v}" for k, v in official.items() if counts.get(k, 0) != v]
     if not diffs:
         return
     if strict:
@@ -625,9 +605,8 @@ def _check_counts(name: str, counts: dict[str, int], strict: bool, srcs: _Source
             + "\n".join(f"  - {d}" for d in diffs)
             + "\n  (a deliberate subset: pass strict_counts=False / --no-count-check)"
         )
-    msg = (
-        f"{name}: preparing a SUBSET, counts differ from the official release (strict_counts=False): "
-        + "; ".join(diffs)
+    msg = f"{name}: preparing a SUBSET, counts differ from the official release (strict_counts=False): " + "; ".join(
+        diffs
     )
     log.warning(msg)
     warnings.warn(msg, stacklevel=3)

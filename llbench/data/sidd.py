@@ -39,9 +39,7 @@ def read_mat_array(path: Path, key: str) -> np.ndarray:
             if key not in h5:
                 raise ValueError(f"{path}: no variable {key!r} (found {sorted(h5.keys())})")
             arr = np.asarray(h5[key])
-        return arr.transpose(
-            tuple(reversed(range(arr.ndim)))
-        )  # HDF5 stores MATLAB's column-major dims reversed
+        return arr.transpose(tuple(reversed(range(arr.ndim))))  # HDF5 stores MATLAB's column-major dims reversed
     import scipy.io
 
     try:
@@ -70,8 +68,9 @@ class SIDDBlocks:
         self.clean = read_mat_array(folder / gt_file, gt_key)
         for name, arr in ((noisy_file, self.noisy), (gt_file, self.clean)):
             if arr.dtype != np.uint8 or arr.ndim != 5 or arr.shape[-1] != 3:
-                raise DatasetError(f"{folder / name}: expected uint8 blocks (images, blocks, H, W, 3), "
-                                   f"got {arr.dtype} {arr.shape}")
+                raise DatasetError(
+                    f"{folder / name}: expected uint8 blocks (images, blocks, H, W, 3), got {arr.dtype} {arr.shape}"
+                )
         if self.noisy.shape != self.clean.shape:
             raise DatasetError(f"{folder}: noisy blocks {self.noisy.shape} and GT blocks {self.clean.shape} differ")
 

@@ -50,13 +50,22 @@ def stage(spec: dict[str, Any]) -> dict[str, Any]:
         source = "dvc (data.dvc)"
     report = check_manifest(root)
     if not report.ok:
-        problems = [f"{k}: {', '.join(v[:5])}" for k, v in
-                    (("missing", report.missing), ("extra", report.extra), ("corrupt", report.corrupt)) if v]
-        raise ValueError(f"{root}: does not match its {MANIFEST} ({'; '.join(problems)}); "
-                         f"run `llbench data check {root}` for the full list")
+        problems = [
+            f"{k}: {', '.join(v[:5])}"
+            for k, v in (("missing", report.missing), ("extra", report.extra), ("corrupt", report.corrupt))
+            if v
+        ]
+        raise ValueError(
+            f"{root}: does not match its {MANIFEST} ({'; '.join(problems)}); "
+            f"run `llbench data check {root}` for the full list"
+        )
     return {
-        "name": spec["name"], "kind": spec["kind"], "root": str(root), "source": source,
-        "manifest_sha256": manifest_hash(root), "files": len(read_manifest(root)),
+        "name": spec["name"],
+        "kind": spec["kind"],
+        "root": str(root),
+        "source": source,
+        "manifest_sha256": manifest_hash(root),
+        "files": len(read_manifest(root)),
     }
 
 

@@ -160,9 +160,7 @@ class ALENMethod(Method):
             "encoder blocks without attention (plain conv blocks instead of mixed attention)",
             build={"encoder": "plain"},
         ),
-        "no_nonlocal": Variant(
-            "mixed attention without its non-local branch (SE kept)", build={"encoder": "se"}
-        ),
+        "no_nonlocal": Variant("mixed attention without its non-local branch (SE kept)", build={"encoder": "se"}),
     }
     # ALEN:main.py argparse defaults: --epoch 60000, --batch_size 1, --patch_size 512, --start_lr 1e-4;
     # ALEN:dataset.py: random 512 crop of the packed input (1024 of the target), random v/h flip + transpose.

@@ -43,9 +43,7 @@ def space_to_depth(x: torch.Tensor) -> torch.Tensor:
 
     ALEN:model.py space_to_depth (the same order as SID's pack_raw), not PixelUnshuffle's.
     """
-    return torch.cat(
-        (x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2], x[:, :, 1::2, 0::2]), dim=1
-    )
+    return torch.cat((x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2], x[:, :, 1::2, 0::2]), dim=1)
 
 
 class SE(nn.Module):
@@ -60,9 +58,7 @@ class SE(nn.Module):
         self.fc2 = nn.Linear(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = torch.sigmoid(
-            self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3)))))
-        )  # per sample (official: batch 1 only)
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3))))))  # per sample (official: batch 1 only)
         return x * w[:, :, None, None]
 
 

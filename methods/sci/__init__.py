@@ -30,7 +30,9 @@ class SCITrainer(Trainer):
         if self.net.calibrate is not None:
             self.extra_modules["calibrate"] = self.net.calibrate
         self.optimizers["adam"] = torch.optim.Adam(
-            self.net.parameters(), lr=self.cfg["lr"], betas=tuple(self.cfg["betas"]),
+            self.net.parameters(),
+            lr=self.cfg["lr"],
+            betas=tuple(self.cfg["betas"]),
             weight_decay=self.cfg["weight_decay"],
         )
 

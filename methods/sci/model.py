@@ -40,8 +40,12 @@ class CalibrateNetwork(nn.Module):
         super().__init__()
         self.in_conv = nn.Sequential(_conv(3, channels), nn.BatchNorm2d(channels), nn.ReLU())
         self.convs = nn.Sequential(
-            _conv(channels, channels), nn.BatchNorm2d(channels), nn.ReLU(),
-            _conv(channels, channels), nn.BatchNorm2d(channels), nn.ReLU(),
+            _conv(channels, channels),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            _conv(channels, channels),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
         )
         self.blocks = nn.ModuleList([self.convs] * layers)
         self.out_conv = nn.Sequential(_conv(channels, 3), nn.Sigmoid())

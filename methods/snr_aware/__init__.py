@@ -109,9 +109,7 @@ class SNRAwareTrainer(Trainer):
         self.optimizers["adam"] = opt
         cfg_snapshot = dict(self.cfg)
         # LambdaLR's epoch j (0-indexed, after j optimiser steps) is the official 1-indexed step j + 1
-        self.schedulers["lr"] = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda j: lr_factor(j + 1, cfg_snapshot)
-        )
+        self.schedulers["lr"] = torch.optim.lr_scheduler.LambdaLR(opt, lambda j: lr_factor(j + 1, cfg_snapshot))
 
     def step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         self.model.train()
@@ -125,9 +123,7 @@ class SNRAwareTrainer(Trainer):
         opt.zero_grad(set_to_none=True)
         out = self.model(x, snr_map(x))
         w = float(self.cfg["pixel_weight"])
-        l_pix = w * charbonnier(
-            out, y, eps=float(self.cfg["charbonnier_eps"]), reduction=self.cfg["reduction"]
-        )
+        l_pix = w * charbonnier(out, y, eps=float(self.cfg["charbonnier_eps"]), reduction=self.cfg["reduction"])
         loss = l_pix
         logs = {"l_pix": float(l_pix.detach())}
         if self.vgg is not None:

@@ -26,9 +26,7 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"unknown reduction {reduction!r}; allowed: {REDUCTIONS}")
 
 
-def charbonnier(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, reduction: str = "sum"
-) -> torch.Tensor:
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, reduction: str = "sum") -> torch.Tensor:
     """``reduce(sqrt((pred - target)^2 + eps))`` (SNR:models/loss.py CharbonnierLoss / CharbonnierLoss2).
 
     Args:
@@ -53,9 +51,7 @@ class VGGPerceptualLoss(nn.Module):
         super().__init__()
         _check_reduction(reduction)
         if len(features) < VGG19_SLICES[-1]:
-            raise ValueError(
-                f"VGGPerceptualLoss needs vgg19.features (>= 30 layers), got {len(features)} layers"
-            )
+            raise ValueError(f"VGGPerceptualLoss needs vgg19.features (>= 30 layers), got {len(features)} layers")
         bounds = (0, *VGG19_SLICES)
         self.slices = nn.ModuleList(
             [nn.Sequential(*features[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

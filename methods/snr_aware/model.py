@@ -209,9 +209,7 @@ class PatchTransformer(nn.Module):
         d_v: int = 64,
     ):
         super().__init__()
-        self.layer_stack = nn.ModuleList(
-            [EncoderLayer(d_model, d_inner, n_head, d_k, d_v) for _ in range(n_layers)]
-        )
+        self.layer_stack = nn.ModuleList([EncoderLayer(d_model, d_inner, n_head, d_k, d_v) for _ in range(n_layers)])
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """tokens: (B, N, d_model); mask: (B, 1, N) key mask or None (plain self-attention)."""
@@ -277,9 +275,7 @@ class SNRAwareNet(nn.Module):
         self.conv_last = nn.Conv2d(64, 3, 3, 1, 1, bias=True)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         d_model = nf * PATCH * PATCH
-        self.transformer = (
-            PatchTransformer(d_model, d_inner, n_layers, n_head, d_k, d_v) if long_branch else None
-        )
+        self.transformer = PatchTransformer(d_model, d_inner, n_layers, n_head, d_k, d_v) if long_branch else None
         self.recon_trunk_light = _res_blocks(nf, light_RBs) if short_branch else None
 
     # The two SNR switches, kept as small methods so tests can observe them.
