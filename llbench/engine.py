@@ -24,6 +24,7 @@ def profile_job(spec: dict[str, Any], output: Path) -> Path:
                 device=device.type,
                 warmup=int(spec.get("warmup", 3)),
                 repeats=int(spec.get("repeats", 20)),
+                infer=spec.get("infer"),
             )
             for s in spec["sizes"]
         ]

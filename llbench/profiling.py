@@ -295,8 +295,11 @@ def profile_method(
     warmup: int = 2,
     repeats: int = 10,
     seed: int = 0,
+    infer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Parameters, FLOPs, latency and peak memory of a method's full inference procedure at ``size``.
+
+    ``infer`` overrides the variant's inference options (as an experiment's ``infer:`` does).
 
     Builds ``methods.build(method_name, variant)`` in eval mode on ``device``, takes
     ``methods.get(method_name).example_input(H, W)`` (seeded, fixed) and profiles
@@ -315,7 +318,7 @@ def profile_method(
         raise ValueError(f"size must be positive (H, W), got {size}")
     dev = torch.device(device)
     method = methods.get(method_name)
-    opts = method.infer_config(variant)
+    opts = {**method.infer_config(variant), **(infer or {})}
     model = methods.build(method_name, variant).eval().to(dev)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -225,9 +225,12 @@ def profile_sizes(cfg: dict, method: str) -> list[list[int]]:
 
 
 def profile_spec(cfg: dict, method: str, variant: str) -> dict:
+    """Profile of a method variant, with the inference options its experiment sets (first cell wins)."""
+    infer = next((c.infer for c in cells(cfg) if (c.method, c.variant) == (method, variant)), {})
     return {
         "method": method,
         "variant": variant,
+        "infer": infer,
         "sizes": profile_sizes(cfg, method),
         "warmup": cfg["profile"]["warmup"],
         "repeats": cfg["profile"]["repeats"],

@@ -1,0 +1,67 @@
+"""AP-BSN: Self-Supervised Denoising for Real-World Images via Asymmetric PD and Blind-Spot Network
+(Lee, Son, Lee, CVPR 2022; arXiv 2203.11799).
+
+Re-implemented from the official code wooseoklee4/AP-BSN@210013c (MIT): ``src/model/APBSN.py``,
+``src/model/DBSNl.py``, ``src/util/util.py``, ``conf/APBSN_SIDD.yaml``. Self-supervised: trained on noisy
+images only with L1(output, noisy input) at PD factor 5; tested at PD factor 2, then R3 (8 refinement
+passes without PD, 16% of the pixels replaced by the noisy input). LG-BPN's baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from methods import register
+from methods.apbsn.model import APBSN
+from methods.base import Variant
+from methods.blindspot import BlindSpotMethod
+
+
+def convert_official_state(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Official checkpoint (``{'model_weight': {'denoiser': sd}}``) or state dict -> :class:`APBSN` keys.
+
+    Strips ``module.`` / ``bsn.`` prefixes and drops the ``mask`` buffers of the centre-masked convs.
+    """
+    if "model_weight" in state:
+        state = state["model_weight"]["denoiser"]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        k = key
+        for prefix in ("module.", "bsn."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        if k.endswith(".mask"):
+            continue
+        out[k] = value
+    if "head.0.weight" not in out or "branch1.body.0.weight" not in out:
+        raise KeyError(f"not an AP-BSN checkpoint: keys start {sorted(state)[:5]}...")
+    return out
+
+
+@register
+class APBSNMethod(BlindSpotMethod):
+    """AP-BSN. Variants: R3 on/off."""
+
+    name = "apbsn"
+    variants = {
+        "default": Variant("AP-BSN as released: PD 5 for training, PD 2 at test, R3 (T=8, p=0.16)"),
+        "no_r3": Variant("no random-replacing refinement at inference (PD-2 test pass only)",
+                         infer={"r3": False}),
+    }
+    paper = ("Lee et al., AP-BSN: Self-Supervised Denoising for Real-World Images via Asymmetric PD and "
+             "Blind-Spot Network, CVPR 2022")
+    origin_url = "https://github.com/wooseoklee4/AP-BSN"
+    license = "MIT"
+
+    def network(self, **kwargs: Any) -> nn.Module:
+        return APBSN(**kwargs)
+
+    def convert_official(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return convert_official_state(state)
+
+
+__all__ = ["APBSN", "APBSNMethod", "convert_official_state"]
