@@ -8,8 +8,6 @@ do not apply (no target) are recorded as not applicable, never as a number.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import time
@@ -51,17 +49,6 @@ def load_weights(method: methods.Method, model: nn.Module, path: Path) -> dict[s
             raise ValueError(f"{path}: key {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
     model.load_state_dict(state)
     return info
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys or ["id"])
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def _summary(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -159,7 +146,7 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None) ->
         "flags": flags,
         "provenance": provenance.record(spec, data=_stamp(ds["name"]), device=dev, flags=flags),
     }
-    runtime.atomic_write_text(out / "per_image.csv", _csv(rows))
+    runtime.atomic_write_text(out / "per_image.csv", runtime.rows_to_csv(rows))
     runtime.atomic_write_json(out / "metrics.json", result)
     return out / "metrics.json"
 

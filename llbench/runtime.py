@@ -82,6 +82,21 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def rows_to_csv(rows: list[dict[str, Any]], empty_header: str = "id") -> str:
+    """CSV text of dict rows; columns in first-seen order (rows may add columns, e.g. optional metrics)."""
+    import csv
+    import io
+
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys or [empty_header])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False, default=str) + "\n")
 

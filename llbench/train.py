@@ -11,8 +11,6 @@ and the sample's position in the stream, never on the process).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import random
 import time
@@ -65,17 +63,6 @@ def _load_resume(path: Path, want_hash: str) -> dict[str, Any] | None:
         log.warning("ignoring %s: it belongs to a different spec; starting from scratch", path)
         return None
     return state
-
-
-def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys or ["iteration"])
-    writer.writeheader()
-    writer.writerows(rows)
-    runtime.atomic_write_text(path, buf.getvalue())
 
 
 def train(spec: dict[str, Any], out: Path) -> Path:
@@ -168,7 +155,7 @@ def train(spec: dict[str, Any], out: Path) -> Path:
         dev = runtime.describe_device(device, lease)
     finally:
         lease.release()
-    _write_log(out / "train_log.csv", rows)
+    runtime.atomic_write_text(out / "train_log.csv", runtime.rows_to_csv(rows, "iteration"))
     stamp = _dataset_stamp(ds["name"])
     cfg_json = {
         "method": method.name,
