@@ -36,12 +36,16 @@ report: setup
 	fi; \
 	echo "report: file://$(CURDIR)/results/report/index.html"; exit $$rc
 
-## test-setup: test-only extras (MATLAB calibration images from the pyiqa sdist, headless Chromium)
+## test-setup: test-only extras (MATLAB calibration images from the pyiqa sdist, headless Chromium,
+## a local single-node SLURM for the live executor test)
 test-setup: setup
 	@$(PY) tools/fetch_calibration.py
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 		echo "test-setup: chromium not installed; the browser test will be skipped"; }
+	@command -v slurmctld >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client \
+		munge >/dev/null) || echo "test-setup: SLURM not installed; the live SLURM test will be skipped"; }
 
 ## test: the pytest suite (fast by default; `make test PYTEST_ARGS="-m slow"` for the long runs)
 test: test-setup

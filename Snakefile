@@ -18,6 +18,13 @@ include: "workflow/rules/profile.smk"
 include: "workflow/rules/report.smk"
 
 
+# quick bookkeeping runs on the submitting host (and dvc pull needs its network) under a cluster executor
+localrules:
+    dataset,
+    tables,
+    report,
+
+
 # target rules
 rule all:
     default_target: True

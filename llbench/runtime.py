@@ -30,7 +30,8 @@ def setup(runtime: dict[str, Any], seed: int = 0) -> tuple[torch.device, gpu.Lea
     CUDA kernel then warn instead of failing (``warn_only``), which is the residual non-determinism.
     """
     lease = gpu.lease(runtime.get("device", "auto"), runtime.get("gpus"))
-    torch.set_num_threads(int(runtime.get("threads", 1)))
+    # LLBENCH_THREADS: the cores the scheduler gave this job (Snakemake's {threads}); not part of the spec
+    torch.set_num_threads(int(os.environ.get("LLBENCH_THREADS") or runtime.get("threads", 1)))
     if runtime.get("deterministic", True):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)

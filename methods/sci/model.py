@@ -101,10 +101,12 @@ class SCITrainNetwork(nn.Module):
         """Returns (illumination per stage, stage input per stage)."""
         illus, inputs = [], []
         v = y
-        for _ in range(self.stages):
+        for stage in range(self.stages):
             inputs.append(v)
             i = self.enhance(v)
             illus.append(i)
-            if self.calibrate is not None:
+            # the official loop also calibrates after the last stage; that output feeds no loss term, so
+            # skipping it leaves the loss and every gradient unchanged (only K's unused BN statistics differ)
+            if self.calibrate is not None and stage < self.stages - 1:
                 v = y + self.calibrate(torch.clamp(y / i, 0, 1))
         return illus, inputs

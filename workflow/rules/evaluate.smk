@@ -27,4 +27,4 @@ rule evaluate:
     log:
         "logs/evaluate/{dataset}/{method}/{variant}/{run}.log",
     shell:
-        "{LLBENCH} evaluate --spec {params.spec} {params.checkpoint} --out $(dirname {output.metrics}) > {log} 2>&1"
+        "LLBENCH_THREADS={threads} {LLBENCH} evaluate --spec {params.spec} {params.checkpoint} --out $(dirname {output.metrics}) > {log} 2>&1"

@@ -16,4 +16,4 @@ rule train:
     log:
         "logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
     shell:
-        "{LLBENCH} train --spec {params.spec} --out $(dirname {output.checkpoint}) > {log} 2>&1"
+        "LLBENCH_THREADS={threads} {LLBENCH} train --spec {params.spec} --out $(dirname {output.checkpoint}) > {log} 2>&1"
