@@ -287,6 +287,21 @@ def _device_name(dev: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def _count_flops_shapes_only(method: Any, model: nn.Module, x: torch.Tensor, opts: dict) -> dict | None:
+    """FLOPs counted on the ``meta`` device: the same FlopCounterMode formulas on shapes alone, no compute.
+
+    Returns None when an op of the method has no meta kernel; the caller then counts on the real device.
+    """
+    import copy
+
+    meta_model = copy.deepcopy(model).to("meta")
+    try:
+        counts = count_flops(lambda inp: method.infer(meta_model, inp, **opts), x.to("meta"))
+    except (NotImplementedError, RuntimeError):
+        return None
+    return {**counts, "device": "meta"}
+
+
 def profile_method(
     method_name: str,
     variant: str = "default",
@@ -304,6 +319,8 @@ def profile_method(
     Builds ``methods.build(method_name, variant)`` in eval mode on ``device``, takes
     ``methods.get(method_name).example_input(H, W)`` (seeded, fixed) and profiles
     ``lambda x: method.infer(model, x, **method.infer_config(variant))`` (padding, tiling, test-time tricks).
+    FLOPs are counted on the ``meta`` device (shapes only, same formulas) when every op allows it; the
+    peak-memory call is the first warm-up call, so ``warmup`` counts it.
 
     Returns:
         a JSON-ready dict: method, variant, size ``[H, W]``, input_shape, params, flops, macs, gflops,
@@ -328,9 +345,9 @@ def profile_method(
     def fn(inp: torch.Tensor) -> torch.Tensor:
         return method.infer(model, inp, **opts)
 
-    flops = count_flops(fn, x)
-    latency = measure_latency(fn, x, warmup=warmup, repeats=repeats, device=dev)
-    memory = peak_memory_mb(fn, x, device=dev)
+    flops = _count_flops_shapes_only(method, model, x, opts) or count_flops(fn, x)
+    memory = peak_memory_mb(fn, x, device=dev)  # the first call: it is also the first warm-up run
+    latency = measure_latency(fn, x, warmup=max(0, warmup - 1), repeats=repeats, device=dev)
     return {
         "method": method_name,
         "variant": variant,
@@ -354,6 +371,7 @@ def profile_method(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "counter": flops["counter"],
+        "flop_count_device": flops.get("device", str(dev)),
         "sdpa_backend": flops["sdpa_backend"],
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "tf32": dev.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),

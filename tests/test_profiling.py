@@ -201,3 +201,17 @@ def test_profile_method_rejects_unknown_names():
         profile_method("sic")
     with pytest.raises(KeyError, match="variant"):
         profile_method("sci", "stage9")
+
+
+@pytest.mark.parametrize("name", ["sci", "snr_aware", "lgbpn", "alen"])
+def test_shapes_only_flop_count_equals_the_real_count(name):
+    import methods
+    from llbench.profiling import _count_flops_shapes_only
+
+    m = methods.get(name)
+    model = m.build().eval()
+    x = m.example_input(64, 64)
+    opts = m.infer_config()
+    meta = _count_flops_shapes_only(m, model, x, opts)
+    real = count_flops(lambda inp: m.infer(model, inp, **opts), x)
+    assert meta["device"] == "meta" and meta["flops"] == real["flops"] > 0
