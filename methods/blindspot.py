@@ -178,7 +178,10 @@ def shrink_matrix(kernel_size: int, ratio: float) -> tuple[torch.Tensor, int]:
 
 
 def shrunk_conv(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ratio: float,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    ratio: float,
     padding_mode: str = "reflect",
 ) -> torch.Tensor:
     """LG-BPN's test-time DSPMC: a k x k conv whose taps sample the input at ``p0 + p_n * ratio``.
@@ -224,13 +227,18 @@ class MaskedConv2d(nn.Conv2d):
     """
 
     def __init__(
-        self, in_ch: int, out_ch: int, kernel_size: int, radius: int, lattice: int = 1,
-        padding_mode: str = "zeros", bias: bool = True,
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        radius: int,
+        lattice: int = 1,
+        padding_mode: str = "zeros",
+        bias: bool = True,
     ):
         if padding_mode not in ("zeros", "reflect"):
             raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
-        super().__init__(in_ch, out_ch, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode,
-                         bias=bias)
+        super().__init__(in_ch, out_ch, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode, bias=bias)
         self.radius, self.lattice = int(radius), int(lattice)
         self.register_buffer("mask", blind_mask(kernel_size, radius, lattice), persistent=False)
 
@@ -245,6 +253,8 @@ class MaskedConv2d(nn.Conv2d):
         if ratio is not None:
             return shrunk_conv(x, self.masked_weight(), self.bias, ratio, self.padding_mode)
         c, lat = self.kernel_size[0] // 2, self.lattice
+        if lat == 1 and self.padding_mode == "zeros":
+            return F.conv2d(x, self.masked_weight(), self.bias, padding=c)
         xp = F.pad(x, (c, c, c, c), mode="reflect" if self.padding_mode == "reflect" else "constant")
         if lat == 1:
             return F.conv2d(xp, self.masked_weight(), self.bias)
@@ -343,8 +353,14 @@ def retain_heap_for_process() -> None:
 
 
 def r3_refine(
-    refine: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, first: torch.Tensor, *, t: int = 8,
-    p: float = 0.16, pad: int = 2, generator: torch.Generator | None = None,
+    refine: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    first: torch.Tensor,
+    *,
+    t: int = 8,
+    p: float = 0.16,
+    pad: int = 2,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Random-replacing refinement (APBSN:src/model/APBSN.py ``denoise``).
 
@@ -367,7 +383,10 @@ def r3_refine(
 
 
 def tiled(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int | None, overlap: int,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int | None,
+    overlap: int,
     align: int = 1,
 ) -> torch.Tensor:
     """Apply a size-preserving ``fn`` on overlapping windows of at most ``tile`` x ``tile`` pixels.
@@ -386,6 +405,7 @@ def tiled(
     core = (int(tile) - 2 * overlap) // align * align
     if core < align:
         raise ValueError(f"tile {tile} too small for overlap {overlap} (alignment {align})")
+
     def window(start: int, stop: int, size: int) -> tuple[int, int]:
         lo, hi = max(0, start - overlap), min(size, stop + overlap)
         if hi - lo < tile:  # near the border: widen inwards, so no window is smaller than the tile
@@ -446,8 +466,7 @@ class SelfL1Trainer(Trainer):
         if self.device.type == "cpu":  # reuse freed activations across steps (see retained_heap)
             retain_heap_for_process()
         self.scale = float(getattr(model, "value_scale", 1.0))
-        opt = torch.optim.Adam(self.model.parameters(), lr=float(self.cfg["lr"]),
-                               betas=tuple(self.cfg["betas"]))
+        opt = torch.optim.Adam(self.model.parameters(), lr=float(self.cfg["lr"]), betas=tuple(self.cfg["betas"]))
         self.optimizers["adam"] = opt
         self.schedulers["step"] = torch.optim.lr_scheduler.StepLR(
             opt, step_size=int(self.cfg["lr_step_epochs"]), gamma=float(self.cfg["lr_gamma"])
@@ -471,6 +490,7 @@ class SelfL1Trainer(Trainer):
 SIDD_TILES = 24542  # prep_SIDD: SIDD-Medium cut into 512x512 tiles, overlap 128 (AP-BSN issue #3)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 20,
+    "epoch_size": SIDD_TILES,  # samples per official epoch: end_epoch (LR decay) every 24542 // 8 steps
     "iterations": 20 * math.ceil(SIDD_TILES / 8),  # 61,360 = 20 epochs of prep_SIDD at batch 8
     "batch_size": 8,
     "crop": 120,
@@ -481,6 +501,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr_gamma": 0.1,
     "checkpoint_every": 1000,
 }
+
+
+def _version(t: torch.Tensor) -> int | None:
+    """The tensor's in-place version counter (None for inference-mode tensors, which have none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
 
 
 class BlindSpotMethod(Method):
@@ -496,7 +524,13 @@ class BlindSpotMethod(Method):
     train_defaults = TRAIN_DEFAULTS
     #: inference options and their defaults (a variant's ``infer`` dict overrides them)
     infer_defaults: ClassVar[dict[str, Any]] = {
-        "r3": True, "r3_t": 8, "r3_p": 0.16, "r3_pad": 2, "seed": 0, "tile": 512, "overlap": 64,
+        "r3": True,
+        "r3_t": 8,
+        "r3_p": 0.16,
+        "r3_pad": 2,
+        "seed": 0,
+        "tile": 512,
+        "overlap": 64,
     }
     forward_opts: ClassVar[tuple[str, ...]] = ()  # infer options passed through to ``model.forward``
 
@@ -511,8 +545,7 @@ class BlindSpotMethod(Method):
         unknown = sorted(set(opts) - set(self.infer_defaults))
         if unknown:
             raise KeyError(
-                f"unknown inference option(s) {unknown} for {self.name!r}; "
-                f"allowed: {sorted(self.infer_defaults)}"
+                f"unknown inference option(s) {unknown} for {self.name!r}; allowed: {sorted(self.infer_defaults)}"
             )
         return {**self.infer_defaults, **opts}
 
@@ -534,16 +567,27 @@ class BlindSpotMethod(Method):
                 out = run(x, False)
                 if o["r3"]:
                     gen = torch.Generator().manual_seed(int(o["seed"]))
-                    out = r3_refine(lambda t: run(t, True), x, out, t=int(o["r3_t"]), p=float(o["r3_p"]),
-                                    pad=int(o["r3_pad"]), generator=gen)
+                    out = r3_refine(
+                        lambda t: run(t, True),
+                        x,
+                        out,
+                        t=int(o["r3_t"]),
+                        p=float(o["r3_p"]),
+                        pad=int(o["r3_pad"]),
+                        generator=gen,
+                    )
         finally:
             model.train(was_training)
         out = out.clamp(0, 1)
-        self._last = (x, x._version, o, out)
+        self._last = (x, _version(x), o, out)
         return out
 
     def extra_metrics(
-        self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: torch.Tensor | None = None,
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        output: torch.Tensor | None = None,
         **opts: Any,
     ) -> dict[str, float]:
         """``psnr_skimage`` / ``ssim_skimage`` (:func:`paper_metrics`) of the inference output.
@@ -553,9 +597,26 @@ class BlindSpotMethod(Method):
         """
         if output is None:
             last = self._last
-            same_input = last is not None and last[0] is x and last[1] == x._version
+            same_input = last is not None and last[0] is x and last[1] == _version(x)
             if same_input and (not opts or last[2] == self.infer_options(**opts)):
                 output = last[3]
             else:
                 output = self.infer(model, x, **opts)
         return paper_metrics(output, target)
+
+
+def official_denoiser_state(state: Mapping[str, Any], skip: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """The denoiser's weights from an AP-BSN / LG-BPN checkpoint (``{'model_weight': {'denoiser': sd}}``
+    or a bare state dict): ``module.`` / ``bsn.`` prefixes stripped, keys for which ``skip`` holds dropped.
+    """
+    if "model_weight" in state:
+        state = state["model_weight"]["denoiser"]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        k = key
+        for prefix in ("module.", "bsn."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        if not skip(k):
+            out[k] = value
+    return out
