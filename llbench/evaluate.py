@@ -106,7 +106,7 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None) ->
                     row["psnr_gtmean"] = metrics.psnr(corrected, tgt_u8)
                     row["ssim_gtmean"] = metrics.ssim(corrected, tgt_u8)
                 with torch.inference_mode():
-                    row.update(method.extra_metrics(model, x, item["target"][None].to(device)))
+                    row.update(method.extra_metrics(model, x, item["target"][None].to(device), output=y))
             try:
                 row["niqe"] = metrics.niqe(out_u8)
             except ValueError as e:  # NIQE is undefined on images smaller than its block grid

@@ -170,11 +170,14 @@ class Method:
         """A random network input for an image of ``height`` x ``width`` pixels (profiling)."""
         return torch.rand(1, 3, height, width)
 
-    def extra_metrics(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    def extra_metrics(
+        self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """The method's own published protocol where it differs from the canonical one (secondary columns).
 
         Args:
-            x: the input batch (1, C, h, w) in [0, 1]; target: (1, 3, H, W) in [0, 1], 8-bit values.
+            x: the input batch (1, C, h, w) in [0, 1]; target: (1, 3, H, W) in [0, 1], 8-bit values;
+            output: what :meth:`infer` returned for ``x`` (protocols that only re-score it need no rerun).
         Returns:
             labelled values, e.g. ``{"psnr_paper": 21.3}``; keys must start with the metric name.
         """

@@ -23,7 +23,12 @@ def test_registration_and_variants():
     assert m.infer_config("no_r3") == {"r3": False}
     cfg = m.train_config()
     assert (cfg["crop"], cfg["batch_size"], cfg["lr"], cfg["lr_gamma"], cfg["augment"]) == (
-        120, 8, 1e-4, 0.1, ("hflip", "vflip", "rot90"))
+        120,
+        8,
+        1e-4,
+        0.1,
+        ("hflip", "vflip", "rot90"),
+    )
 
 
 def test_parameter_count_and_masks():

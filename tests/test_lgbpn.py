@@ -198,8 +198,7 @@ def _official_deform_sample(x: torch.Tensor, k: int, ratio: float) -> torch.Tens
     pnx, pny = torch.meshgrid(ar, ar, indexing="ij")
     p_n = torch.cat([pnx.flatten(), pny.flatten()]).view(1, 2 * n, 1, 1)
     p0x, p0y = torch.meshgrid(torch.arange(1, h + 1), torch.arange(1, w + 1), indexing="ij")
-    p_0 = torch.cat([p0x.reshape(1, 1, h, w).repeat(1, n, 1, 1), p0y.reshape(1, 1, h, w).repeat(1, n, 1, 1)],
-                    1)
+    p_0 = torch.cat([p0x.reshape(1, 1, h, w).repeat(1, n, 1, 1), p0y.reshape(1, 1, h, w).repeat(1, n, 1, 1)], 1)
     p_0 = p_0.to(x.dtype) - 1 + k // 2
     p = (p_0 + p_n * ratio).permute(0, 2, 3, 1)  # (1, h, w, 2N)
     q_lt = p.floor()
@@ -220,16 +219,30 @@ def _official_deform_sample(x: torch.Tensor, k: int, ratio: float) -> torch.Tens
         idx = (q[..., :n] * wp + q[..., n:]).reshape(1, 1, -1).expand(b, c, -1)
         return xp.reshape(b, c, -1).gather(-1, idx).view(b, c, h, w, n)
 
-    xo = (g(q_lt, 1, 1).unsqueeze(1) * gather(q_lt) + g(q_rb, -1, -1).unsqueeze(1) * gather(q_rb)
-          + g(q_lb, 1, -1).unsqueeze(1) * gather(q_lb) + g(q_rt, -1, 1).unsqueeze(1) * gather(q_rt))
+    xo = (
+        g(q_lt, 1, 1).unsqueeze(1) * gather(q_lt)
+        + g(q_rb, -1, -1).unsqueeze(1) * gather(q_rb)
+        + g(q_lb, 1, -1).unsqueeze(1) * gather(q_lb)
+        + g(q_rt, -1, 1).unsqueeze(1) * gather(q_rt)
+    )
     xo = torch.cat([xo[..., s : s + k].contiguous().view(b, c, h, w * k) for s in range(0, n, k)], -1)
     return xo.view(b, c, h * k, w * k)
 
 
 @pytest.mark.parametrize(
     "k,radius,lattice,ratio",
-    [(9, 4, 1, 0.72), (9, 4, 1, 0.46), (9, 4, 1, 0.5), (9, 4, 1, 0.4), (21, 4, 2, 0.8), (21, 4, 2, 0.43),
-     (21, 4, 2, 0.65), (21, 4, 2, 0.35), (7, 3, 1, 0.72), (11, 5, 1, 0.46)],
+    [
+        (9, 4, 1, 0.72),
+        (9, 4, 1, 0.46),
+        (9, 4, 1, 0.5),
+        (9, 4, 1, 0.4),
+        (21, 4, 2, 0.8),
+        (21, 4, 2, 0.43),
+        (21, 4, 2, 0.65),
+        (21, 4, 2, 0.35),
+        (7, 3, 1, 0.72),
+        (11, 5, 1, 0.46),
+    ],
 )
 def test_kernel_shrink_equals_official_formula(k, radius, lattice, ratio):
     torch.manual_seed(k)
@@ -252,6 +265,18 @@ def test_kernel_shrink_ratio_one_is_the_plain_conv():
     torch.testing.assert_close(shrunk_conv(x, w, None, 1.0), plain, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="ratio"):
         shrunk_conv(x, w, None, 1.5)
+
+
+def test_sub_image_chunking_does_not_change_the_result(monkeypatch):
+    import methods.lgbpn.model as lgbpn_model
+
+    torch.manual_seed(0)
+    net = LGBPN(**SMALL).eval()
+    x = torch.rand(1, 3, 48, 40)
+    with torch.no_grad():
+        whole = net(x)
+        monkeypatch.setattr(lgbpn_model, "CHUNK_PIXELS", 300)  # 1-3 sub-images per chunk
+        torch.testing.assert_close(net(x), whole, rtol=1e-5, atol=1e-6)
 
 
 def test_eval_pass_uses_preset_ratios_and_pd():

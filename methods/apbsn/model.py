@@ -27,8 +27,11 @@ class DCBranch(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [
             MaskedConv2d(ch, ch, 2 * stride - 1, radius=0, padding_mode="zeros"),  # CentralMaskedConv2d
-            nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(ch, ch, 1), nn.ReLU(inplace=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch, ch, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch, ch, 1),
+            nn.ReLU(inplace=True),
         ]
         layers += [DCl(stride, ch) for _ in range(num_module)]
         layers += [nn.Conv2d(ch, ch, 1), nn.ReLU(inplace=True)]
@@ -49,8 +52,16 @@ class APBSN(nn.Module):
         in_ch, base_ch, num_module: 3, 128, 9 (conf/APBSN_SIDD.yaml). pd_a, pd_b, pd_pad: 5, 2, 2.
     """
 
-    def __init__(self, in_ch: int = 3, base_ch: int = 128, num_module: int = 9, pd_a: int = 5, pd_b: int = 2,
-                 pd_pad: int = 2, value_scale: float = 255.0):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        base_ch: int = 128,
+        num_module: int = 9,
+        pd_a: int = 5,
+        pd_b: int = 2,
+        pd_pad: int = 2,
+        value_scale: float = 255.0,
+    ):
         super().__init__()
         if base_ch % 2:
             raise ValueError(f"base_ch must be even, got {base_ch}")
@@ -60,9 +71,12 @@ class APBSN(nn.Module):
         self.branch1 = DCBranch(2, base_ch, num_module)
         self.branch2 = DCBranch(3, base_ch, num_module)
         self.tail = nn.Sequential(
-            nn.Conv2d(base_ch * 2, base_ch, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch, base_ch // 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch // 2, base_ch // 2, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(base_ch * 2, base_ch, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(base_ch, base_ch // 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(base_ch // 2, base_ch // 2, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(base_ch // 2, in_ch, 1),
         )
 

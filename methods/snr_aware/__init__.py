@@ -254,8 +254,13 @@ class SNRAware(Method):
         out = model(xr, snr)
         return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
 
-    def extra_metrics(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        """``psnr_paper``: the LOL-v1 / LOL-v2-real test script protocol (400x608 resize, uint8 RGB PSNR)."""
+    def extra_metrics(
+        self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, output: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """``psnr_paper``: the LOL-v1 / LOL-v2-real test script protocol (400x608 resize, uint8 RGB PSNR).
+
+        It runs its own inference at 400x608, so ``output`` (the native-resolution result) is not used.
+        """
         model.eval()
         return {"psnr_paper": psnr_uint8(self.paper_protocol(model, x), target)}
 
