@@ -18,7 +18,6 @@ MATLAB's ``computequality.m`` within 6 % (pyiqa's port differs by up to 5.1 %, i
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +42,7 @@ __all__ = [
     "to_uint8",
 ]
 
-#: LIVE niqe_release pristine model (mu_prisparam 1x36, cov_prisparam 36x36), see ../shared/niqe/SOURCE.md
+#: LIVE niqe_release pristine model (mu_prisparam 1x36, cov_prisparam 36x36), LIVE's notice beside it
 NIQE_PARAMS = Path(__file__).resolve().parent / "metrics_data" / "niqe" / "modelparameters.mat"
 NIQE_PARAMS_SHA256 = "fa2aa4d12dd9595c3fb6bf8b4e1a15c79d5d1469238d0901c88dead195be578d"
 #: NIQE block size (LIVE computequality.m blocksizerow/col = 96; pyiqa niqe_arch.niqe block_size_h/w = 96)
@@ -165,11 +164,9 @@ _NIQE_CACHE: dict[tuple[str, str], Any] = {}  # (parameter file, device) -> pyiq
 
 def niqe_params_sha256(path: Path | str = NIQE_PARAMS) -> str:
     """sha256 of the NIQE parameter file (recorded in metrics.json for provenance)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from llbench.data.manifest import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def _niqe_metric(device: str) -> Any:

@@ -16,7 +16,6 @@ The tests read the directory from ``$LLBENCH_CALIBRATION_DIR`` or :data:`DEFAULT
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from llbench.data.manifest import sha256_file
 
 PACKAGE = "pyiqa==0.1.16"
 SDIST_NAME = "pyiqa-0.1.16.tar.gz"
@@ -37,14 +38,6 @@ REQUIRED = (
     "calibration_summary.csv",
     *(f"{d}/{n}.bmp" for d in ("dist_dir", "ref_dir") for n in ("I03", "I04", "I06", "I08", "I19")),
 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def is_complete(dest: Path) -> bool:
