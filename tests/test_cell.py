@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dag_config import tiny_lol_sci
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -22,20 +23,7 @@ OTHERS = ["results/tiny-lol/sci/stage3/seed0", "results/tiny-lol/input/default/s
 
 
 def small_config() -> dict:
-    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    cfg["datasets"] = {"tiny-lol": cfg["datasets"]["tiny-lol"]}
-    cfg["experiments"] = [
-        {"method": "input", "datasets": ["tiny-lol"], "variants": ["default"], "seeds": [0]},
-        {
-            "method": "sci",
-            "datasets": ["tiny-lol"],
-            "variants": ["stage1", "stage3"],
-            "seeds": [0],
-            "train": {"iterations": 2, "checkpoint_every": 2, "crop": 64},
-        },
-    ]
-    cfg["profile"] = {"sizes": [[64, 64]], "warmup": 0, "repeats": 1}
-    return cfg
+    return tiny_lol_sci(["stage1", "stage3"], iterations=2, checkpoint_every=2, crop=64)
 
 
 def workdir(path: Path) -> Path:

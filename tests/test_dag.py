@@ -12,26 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dag_config import tiny_lol_sci
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def small_config(iterations: int = 30) -> dict:
-    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    cfg["datasets"] = {"tiny-lol": cfg["datasets"]["tiny-lol"]}
-    cfg["experiments"] = [
-        {"method": "input", "datasets": ["tiny-lol"], "variants": ["default"], "seeds": [0]},
-        {
-            "method": "sci",
-            "datasets": ["tiny-lol"],
-            "variants": ["stage3"],
-            "seeds": [0],
-            "train": {"iterations": iterations, "checkpoint_every": 3, "crop": 96},
-        },
-    ]
-    cfg["profile"] = {"sizes": [[64, 64]], "warmup": 0, "repeats": 1}
-    return cfg
+    return tiny_lol_sci(["stage3"], iterations=iterations, checkpoint_every=3, crop=96)
 
 
 def run(workdir: Path, cfg: dict, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
