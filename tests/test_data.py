@@ -138,3 +138,56 @@ def test_sidd_blocks_wrong_key_names_the_file(tmp_path):
     scipy.io.savemat(val / "ValidationGtBlocksSrgb.mat", {"ValidationGtBlocksSrgb": blocks})
     with pytest.raises(ValueError, match=r"ValidationNoisyBlocksSrgb\.mat: no variable 'ValidationNoisyBlocksSrgb'"):
         EvalSet(tmp_path, "val", "denoise")
+
+
+# ---- what a user's own files can hold (issue 13) ----------------------------------------------------------
+def test_sixteen_bit_rgb_png_is_read_at_sixteen_bits(tmp_path):
+    import cv2
+
+    from llbench.data.images import read_image
+
+    rgb = np.random.default_rng(0).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), rgb[..., ::-1])  # OpenCV writes BGR
+    got = read_image(tmp_path / "rgb16.png")
+    assert got.dtype == np.uint16 and np.array_equal(got, rgb)  # the low byte survives
+    rgba = np.concatenate([rgb, np.full((5, 7, 1), 65535, np.uint16)], axis=2)
+    cv2.imwrite(str(tmp_path / "rgba16.png"), rgba[..., [2, 1, 0, 3]])
+    assert np.array_equal(read_image(tmp_path / "rgba16.png"), rgb)
+    grey = rgb[..., 0]
+    cv2.imwrite(str(tmp_path / "grey16.png"), grey)
+    assert np.array_equal(read_image(tmp_path / "grey16.png"), np.repeat(grey[..., None], 3, axis=2))
+
+
+def test_alpha_is_dropped_only_when_opaque(tmp_path):
+    from PIL import Image
+
+    from llbench.data.images import read_image
+
+    rgb = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    alpha = np.full((4, 6, 1), 255, np.uint8)
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA").save(tmp_path / "opaque.png")
+    assert np.array_equal(read_image(tmp_path / "opaque.png"), rgb)
+    alpha[0, 0] = 10
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA").save(tmp_path / "see-through.png")
+    with pytest.raises(DatasetError, match=r"see-through\.png: image has transparent pixels"):
+        read_image(tmp_path / "see-through.png")
+
+
+def test_duplicate_ids_are_refused_naming_both_files(tiny, tmp_path):
+    from PIL import Image
+
+    root = shutil.copytree(tiny("lol"), tmp_path / "lol")
+    Image.open(root / "test" / "low" / "001.png").convert("RGB").save(root / "test" / "low" / "001.JPG")
+    with pytest.raises(DatasetError, match=r"low/001\.JPG and .*low/001\.png|low/001\.png and .*low/001\.JPG"):
+        list_items(root, "test", "paired")
+
+
+def test_jpg_suffixes_in_any_case_are_accepted(tiny, tmp_path):
+    from PIL import Image
+
+    root = shutil.copytree(tiny("lol"), tmp_path / "lol")
+    low = root / "test" / "low" / "001.png"
+    Image.open(low).save(low.with_suffix(".JPG"), quality=95)
+    low.unlink()
+    items = {it.id: it for it in list_items(root, "test", "paired")}
+    assert items["001"].input.name == "001.JPG"

@@ -49,7 +49,13 @@ class Item:
 def _images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise DatasetError(f"{folder}: folder not found")
-    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if p.stem in files:
+            raise DatasetError(f"{files[p.stem]} and {p}: two images with the id {p.stem!r}; keep one")
+        files[p.stem] = p
     if not files:
         raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
