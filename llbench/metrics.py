@@ -12,19 +12,21 @@ Every metric reads the saved 8-bit output and the 8-bit target (``HxWx3`` uint8,
 
 Calibration (``tests/test_metrics.py``) against pyiqa 0.1.16's ``ResultsCalibra`` (5 TID2013 pairs):
 PSNR matches the published values (scikit-image, RGB) to their 2 decimals; SSIM on MATLAB ``rgb2gray``
-luma matches MATLAB's ``ssim.m`` to its 4 decimals; NIQE equals pyiqa's published values to 1e-3 and
-MATLAB's ``computequality.m`` within 6 % (pyiqa's port differs by up to 5.1 %, image I19).
+luma matches MATLAB's ``ssim.m`` to its 4 decimals; NIQE (computed in float64, like MATLAB) is within 6 %
+of MATLAB's ``computequality.m`` (pyiqa's port differs by up to 5.1 %, image I19) and within 0.03 of pyiqa's
+published float32 values, whose AGGD grid search moves by up to 5e-3 under a 1-ulp input change.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from methods.base import PSNR_CAP_DB, cap_psnr
 
 __all__ = [
     "METRICS",
@@ -103,12 +105,13 @@ def _check_pair(out: np.ndarray, target: np.ndarray, channels: Sequence[int] = (
 
 # ---- full-reference metrics ------------------------------------------------------------------
 def psnr(out: np.ndarray, target: np.ndarray) -> float:
-    """PSNR in dB over all RGB values (data range 255, no crop, float64); ``inf`` when identical."""
+    """PSNR in dB over all RGB values (data range 255, no crop, float64), capped at
+    :data:`~methods.base.PSNR_CAP_DB` (100 dB; identical images), so no image drops out of the mean."""
     _check_pair(out, target)
     mse = np.mean((out.astype(np.float64) - target.astype(np.float64)) ** 2)
     if mse == 0:
-        return math.inf
-    return float(10.0 * np.log10(255.0**2 / mse))
+        return PSNR_CAP_DB
+    return cap_psnr(10.0 * np.log10(255.0**2 / mse))
 
 
 def ssim(out: np.ndarray, target: np.ndarray) -> float:
@@ -208,7 +211,11 @@ def niqe(out: np.ndarray, device: str = "cpu") -> float:
             f"NIQE needs at least two complete {NIQE_BLOCK}x{NIQE_BLOCK} blocks (e.g. 96x192); "
             f"image of {h}x{w} pixels has {blocks}"
         )
-    x = torch.tensor(out, dtype=torch.float32) / 255.0
+    # float64: pyiqa's AGGD fit picks alpha by argmin over a 0.001 grid; in float32 a 1-ulp change of the
+    # input moves NIQE of calibration image I03 by 5e-3 (one grid step), and other CPUs' vector code sums
+    # in another order (15.6558 on AMD EPYC, pyiqa's published 15.6538). In float64 the same perturbation,
+    # 1 vs 2 threads and AVX2 / AVX-512 / default kernels give identical values (tests/test_metrics.py).
+    x = torch.tensor(out, dtype=torch.float64) / 255.0
     x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
     metric = _niqe_metric(device)
     try:
@@ -253,7 +260,8 @@ METRICS: dict[str, dict[str, Any]] = {
         "higher_better": True,
         "needs_target": True,
         "label": "PSNR (dB)",
-        "protocol": "RGB, 8-bit output vs 8-bit target, data range 255, no border crop, float64",
+        "protocol": "RGB, 8-bit output vs 8-bit target, data range 255, no border crop, float64, "
+        "capped at 100 dB (identical images)",
     },
     "ssim": {
         "higher_better": True,
@@ -267,7 +275,7 @@ METRICS: dict[str, dict[str, Any]] = {
         "needs_target": False,
         "label": "NIQE",
         "protocol": "pyiqa 'niqe' with LIVE's pristine parameters (modelparameters.mat), YIQ-Y luma, "
-        "96x96 blocks, offline; undefined below two 96x96 blocks",
+        "96x96 blocks, float64, offline; undefined below two 96x96 blocks",
     },
     "psnr_gtmean": {
         "higher_better": True,

@@ -29,6 +29,14 @@ TASKS = ("enhance", "denoise", "raw")
 TASK_KINDS = {"enhance": ("paired", "unpaired"), "denoise": ("denoise",), "raw": ("raw",)}
 #: What a method reads for training: low images only, aligned pairs, two unpaired sets, noisy only, raw pairs.
 TRAIN_DATA = ("low", "paired", "unpaired", "noisy", "raw", "none")
+#: PSNR of identical images (MSE 0) and upper bound of every PSNR column, so that every metric is averaged
+#: over the same images: the common "return 100" convention (e.g. BasicSR's SSIM/PSNR forks, MIRNet, LLFlow)
+PSNR_CAP_DB = 100.0
+
+
+def cap_psnr(value: float) -> float:
+    """``min(value, PSNR_CAP_DB)``: identical images score 100 dB instead of ``inf``."""
+    return min(float(value), PSNR_CAP_DB)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import Method, Trainer
+from methods.base import Method, Trainer, cap_psnr
 
 # --------------------------------------------------------------------------------------------
 # pixel-shuffle down-sampling (PD)
@@ -443,7 +443,7 @@ def paper_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float
     out = np.clip(out, 0, 255).transpose(1, 2, 0)
     ref = np.round(target[0].detach().double().cpu().numpy() * 255.0).transpose(1, 2, 0)
     return {
-        "psnr_skimage": float(peak_signal_noise_ratio(ref, out, data_range=255)),
+        "psnr_skimage": cap_psnr(peak_signal_noise_ratio(ref, out, data_range=255)),  # inf -> 100 dB
         "ssim_skimage": float(structural_similarity(out, ref, channel_axis=2, data_range=255)),
     }
 

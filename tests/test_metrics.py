@@ -89,9 +89,13 @@ def test_psnr_of_a_known_mse():
     assert psnr(target, out) == psnr(out, target)
 
 
-def test_psnr_identical_is_inf_and_validates():
+def test_psnr_identical_is_capped_at_100_db_and_validates():
     a = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
-    assert psnr(a, a) == math.inf
+    assert psnr(a, a) == 100.0
+    big = np.zeros((2000, 2000, 3), np.uint8)
+    off = big.copy()
+    off[0, 0, 0] = 1  # MSE 1/12e6: 10 log10(255^2 * 12e6) = 118.9 dB, capped
+    assert psnr(big, off) == 100.0
     with pytest.raises(TypeError, match="uint8"):
         psnr(a.astype(np.float32), a)
     with pytest.raises(ValueError, match="shapes differ"):
@@ -322,20 +326,47 @@ def test_rgb2gray_is_matlabs():
     assert rgb2gray(px).tolist() == [[76, 150, 29, 255, 124]]
 
 
+#: our NIQE (float64) of the calibration images. Measured spread across code paths on AMD EPYC (Zen 4):
+#: 1 vs 2 threads, ATEN_CPU_CAPABILITY default/avx2/avx512, MKL_ENABLE_INSTRUCTIONS SSE4_2/AVX2, MKL_CBWR
+#: COMPATIBLE and a 1-ulp change of the input all give identical values to 1e-12; 1e-6 leaves room for
+#: other LAPACK builds while one AGGD grid step (>= 1e-5 here, 5e-3 on I03) would still fail.
+NIQE_FLOAT64 = {
+    "I03": 15.682565116452,
+    "I04": 3.654907717491,
+    "I06": 3.234787828057,
+    "I08": 3.191698679590,
+    "I19": 9.072737540458,
+}
+
+
 @needs_calib
 def test_niqe_calibration(one_thread):
-    """NIQE equals pyiqa's published "niqe(ours)" to 1e-3 and MATLAB computequality.m within 6 %.
+    """NIQE is within 6 % of MATLAB computequality.m and 0.03 of pyiqa's published (float32) values.
 
     pyiqa's port of the MATLAB code differs from it by up to 5.1 % on these images (its own calibration:
     I19 9.0722 vs 8.6352, I03 15.6538 vs 15.7536), so 6 % is the documented port difference plus margin.
+    pyiqa published float32 results; its AGGD grid search in float32 moves I03 by 5e-3 under a 1-ulp
+    input change and by 2e-3 between CPUs, and float32 vs float64 differ by 0.0288 on I03 (the largest),
+    hence 0.03. Our float64 value is closer to MATLAB (double) on I03 and I06 than pyiqa's float32 one.
     """
     official = _read_csv("results_official.csv")["niqe"]
     ours_published = _read_csv("calibration_summary.csv")["niqe(ours)"]
     for name in IMAGES:
         out, _ = _pair(name)
         value = niqe(out)
-        assert abs(value - ours_published[name]) <= 1e-3, (name, value)
+        assert abs(value - NIQE_FLOAT64[name]) <= 1e-6, (name, value)
+        assert abs(value - ours_published[name]) <= 0.03, (name, value)
         assert abs(value / official[name] - 1) <= 0.06, (name, value)
+
+
+@needs_calib
+def test_niqe_is_stable_under_one_ulp_input_change(one_thread):
+    """The reason NIQE runs in float64: the same image through x/255 and x*(1/255) (<= 1 ulp apart)."""
+    metric = metrics._niqe_metric("cpu")
+    out, _ = _pair("I03")
+    x = torch.tensor(out, dtype=torch.float64).permute(2, 0, 1)[None]
+    # in float32 the two differ by 5e-3 here (one AGGD grid step); how much depends on the CPU, so not asserted
+    assert abs(float(metric(x / 255).reshape(-1)[0]) - float(metric(x * (1 / 255.0)).reshape(-1)[0])) <= 1e-9
 
 
 # ---- tools/fetch_calibration.py ---------------------------------------------------------------
@@ -384,3 +415,25 @@ def test_niqe_of_a_flat_image_is_undefined_not_a_number():
     flat = np.full((192, 192, 3), 7, dtype=np.uint8)
     with pytest.raises(ValueError, match="NIQE undefined"):
         metrics.niqe(flat)
+
+
+def test_identical_pair_keeps_every_metric_on_the_same_images(tiny, tmp_path):
+    """An image whose output equals its target counts in the PSNR mean (100 dB), so n is the same for all."""
+    import json
+    import shutil
+
+    from llbench.evaluate import evaluate
+
+    root = shutil.copytree(tiny("lol"), tmp_path / "lol")
+    shutil.copy(root / "test" / "high" / "001.png", root / "test" / "low" / "001.png")
+    spec = {
+        "method": "input",
+        "variant": "default",
+        "run": "seed0",
+        "dataset": {"name": "x", "kind": "paired", "root": str(root), "test": "test"},
+        "runtime": {"device": "cpu", "threads": 1},
+    }
+    result = json.loads(evaluate(spec, tmp_path / "cell").read_text())
+    assert {name: m["n"] for name, m in result["metrics"].items()} == {"psnr": 3, "ssim": 3, "niqe": 3}
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO((tmp_path / "cell" / "per_image.csv").read_text()))}
+    assert float(rows["001"]["psnr"]) == 100.0 and float(rows["002"]["psnr"]) < 100.0

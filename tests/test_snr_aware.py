@@ -358,9 +358,9 @@ def test_psnr_uint8_hand_values():
     a = torch.full((1, 3, 4, 4), 100 / 255)
     b = torch.full((1, 3, 4, 4), 101 / 255)
     assert psnr_uint8(a, b) == pytest.approx(20 * math.log10(255.0))  # MSE 1 on the 8-bit scale
-    assert psnr_uint8(a, a) == math.inf
-    assert psnr_uint8(a + 0.4 / 255, a) == math.inf  # rounded to the same 8-bit values
-    assert psnr_uint8(torch.full_like(a, 1.7), torch.ones_like(a)) == math.inf  # clamped first
+    assert psnr_uint8(a, a) == 100.0  # identical: capped at methods.base.PSNR_CAP_DB
+    assert psnr_uint8(a + 0.4 / 255, a) == 100.0  # rounded to the same 8-bit values
+    assert psnr_uint8(torch.full_like(a, 1.7), torch.ones_like(a)) == 100.0  # clamped first
 
 
 # ---- official checkpoints -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods import register
-from methods.base import Method, Trainer, Variant, pad_and_run
+from methods.base import PSNR_CAP_DB, Method, Trainer, Variant, cap_psnr, pad_and_run
 from methods.snr_aware.loss import VGGPerceptualLoss, charbonnier
 from methods.snr_aware.model import SIZE_MULTIPLE, SNRAwareNet, snr_map, token_snr_mask
 
@@ -46,11 +46,11 @@ _OFFICIAL_PREFIXES = (
 
 def psnr_uint8(pred: torch.Tensor, target: torch.Tensor) -> float:
     """PSNR of SNR:utils/util.py ``calculate_psnr`` on ``tensor2img`` images: clamp to [0, 1], x255, round,
-    MSE over all RGB values in float64, data range 255, no border crop. ``inf`` for identical images."""
+    MSE over all RGB values in float64, data range 255, no border crop; capped at 100 dB (identical images)."""
     a = (pred.detach().double().clamp(0, 1) * 255.0).round()
     b = (target.detach().double().clamp(0, 1) * 255.0).round()
     mse = float(torch.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 20.0 * math.log10(255.0 / math.sqrt(mse))
+    return PSNR_CAP_DB if mse == 0 else cap_psnr(20.0 * math.log10(255.0 / math.sqrt(mse)))
 
 
 def lr_factor(step: int, cfg: Mapping[str, Any]) -> float:
