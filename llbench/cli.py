@@ -64,6 +64,26 @@ def cmd_data(args: argparse.Namespace) -> int:
         )
         print(f"prepared {args.name}: {out}")
         return 0
+    if args.data_cmd == "manifest":
+        from llbench.data.manifest import MANIFEST, manifest_hash, read_manifest, write_manifest
+
+        root = Path(args.root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: folder not found")
+        before = read_manifest(root) if (root / MANIFEST).is_file() else None
+        write_manifest(root)
+        after = read_manifest(root)
+        print(f"{root / MANIFEST}: {len(after)} files, sha256 {manifest_hash(root)}")
+        if before is not None:
+            changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+            added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+            for label, names in (("modified", changed), ("added", added), ("removed", removed)):
+                if names:
+                    print(
+                        f"  {label}: {', '.join(names[:10])}"
+                        + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
+                    )
+        return 0
     if args.data_cmd == "check":
         from llbench.data import prepare
 
@@ -77,14 +97,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from llbench.train import train
 
-    train(args.spec, Path(args.out))
+    train(args.spec, Path(args.out), stamp=Path(args.stamp) if args.stamp else None)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from llbench.evaluate import evaluate
 
-    evaluate(args.spec, Path(args.out), checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    evaluate(
+        args.spec,
+        Path(args.out),
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        stamp=Path(args.stamp) if args.stamp else None,
+    )
     return 0
 
 
@@ -104,12 +129,19 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from llbench import runtime
     from llbench.profiling import profile_method
 
-    results = [
-        profile_method(args.method, args.variant, size=s, device=args.device, warmup=args.warmup, repeats=args.repeats)
-        for s in (args.size or [(256, 256)])
-    ]
+    device, lease = runtime.setup({"device": args.device, "threads": torch.get_num_threads()})  # auto -> cuda|cpu
+    try:
+        results = [
+            profile_method(args.method, args.variant, size=s, device=device, warmup=args.warmup, repeats=args.repeats)
+            for s in (args.size or [(256, 256)])
+        ]
+    finally:
+        lease.release()
     out = results[0] if len(results) == 1 else results
     if args.json:
         print(json.dumps(out, indent=1))
@@ -186,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-count-check", action="store_true", help="accept subsets (counts differ from the official ones)"
     )
     pr.add_argument("--overwrite", action="store_true")
+    mf = dsub.add_parser(
+        "manifest", help="write MANIFEST.sha256 for a dataset folder you arranged yourself (re-run after changes)"
+    )
+    mf.add_argument("root", help="dataset folder in the canonical layout (docs/datasets.md)")
     c = dsub.add_parser("check", help="verify a dataset against its MANIFEST.sha256")
     c.add_argument("name", help="dataset name (lol, sidd, ...) or its folder")
     c.add_argument("--limit", type=int, default=50, help="list at most this many files per problem")
@@ -194,12 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train one method variant (a Snakemake job)")
     tr.add_argument("--spec", type=_json, required=True)
     tr.add_argument("--out", required=True)
+    tr.add_argument("--stamp", help="the training dataset's stamp; the data are checked against it first")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate one cell (a Snakemake job)")
     ev.add_argument("--spec", type=_json, required=True)
     ev.add_argument("--checkpoint")
     ev.add_argument("--out", required=True)
+    ev.add_argument("--stamp", help="the dataset's stamp; the test files are checked against it first")
     ev.set_defaults(func=cmd_evaluate)
 
     inf = sub.add_parser("infer", help="enhance images with a checkpoint (project or official format)")
@@ -229,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("tables", help="collect metrics.json and profiles into results/tables/*.csv")
     tb.add_argument("--results", default="results")
     tb.add_argument("--cells", type=_json, default=None, help="JSON list of the expected cell folders")
-    tb.add_argument("--configfile", help="config whose cells are expected (missing ones are listed)")
+    tb.add_argument(
+        "--configfile",
+        nargs="+",
+        help="config file(s), merged in order, whose cells are expected (missing ones listed)",
+    )
     tb.add_argument("--out", default="results/tables")
     tb.set_defaults(func=cmd_tables)
 
@@ -237,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tables", default="results/tables")
     rp.add_argument("--out", default="results/report/index.html")
     rp.add_argument("--results", default="results")
-    rp.add_argument("--configfile", help="the config the results come from (shown in the re-run commands)")
+    rp.add_argument(
+        "--configfile", nargs="+", help="the config file(s) the results come from (shown in the re-run commands)"
+    )
     rp.set_defaults(func=cmd_report)
 
     sub.add_parser("run", help="run snakemake with the arguments that follow, recovering a killed run's stale lock")
@@ -247,7 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("method")
     ce.add_argument("variant")
     ce.add_argument("run", nargs="?", default="seed0")
-    ce.add_argument("--configfile", default="config/config.yaml")
+    ce.add_argument(
+        "--configfile",
+        nargs="+",
+        default=["config/config.yaml"],
+        help="config file(s), later ones overlaying earlier ones (as Snakemake merges them)",
+    )
     ce.add_argument("-n", "--dry-run", action="store_true")
     ce.add_argument("--forcerun", action="store_true", help="recompute the cell even if it is up to date")
     ce.set_defaults(func=cmd_cell, snakemake_args=[])
@@ -266,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         args.snakemake_args = extra
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError) as e:
         # One clear line for bad input (the engine's errors name the file or key); nothing half-written.
         if os.environ.get("LLBENCH_DEBUG"):
             raise

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +22,72 @@ from torch import nn
 
 import methods
 from llbench import metrics, provenance, runtime
+from llbench.data import stage
 from llbench.data.datasets import EvalSet
 from llbench.data.images import read_image, to_tensor, write_png
+from llbench.data.manifest import sha256_file
 from llbench.train import CHECKPOINT_FORMAT
 
 log = logging.getLogger("llbench.evaluate")
 
 
+#: wrappers that official and third-party checkpoints put around a state dict: PyTorch Lightning and most
+#: research code ("state_dict"), many repositories ("model"), BasicSR and its forks ("params")
+STATE_WRAPPERS = ("state_dict", "model", "params")
+
+
+def unwrap_state(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The state dict inside the common checkpoint wrappers, without DataParallel's ``module.`` prefix.
+
+    Method-specific layouts (ALEN's ``{"enhance": ...}``, AP-BSN's ``{"model_weight": {"denoiser": ...}}``)
+    pass through unchanged to the method's :meth:`~methods.Method.convert_official`.
+    """
+    while not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in STATE_WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+        if key is None:
+            break
+        obj = obj[key]
+    if obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+def check_sha256(path: Path, expected: str | None) -> str:
+    """sha256 of the checkpoint file; a mismatch with ``expected`` (when given) is refused naming the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    digest = sha256_file(path)
+    if expected is not None and digest != expected.lower():
+        raise ValueError(f"{path}: sha256 is {digest}, but the config expects {expected.lower()}")
+    return digest
+
+
 def load_weights(method: methods.Method, model: nn.Module, path: Path) -> dict[str, Any]:
-    """Load a project or official checkpoint into ``model``; returns its flags and format."""
+    """Load a project or official checkpoint into ``model``; returns its flags and format.
+
+    Every error names ``path``: a foreign method, an unknown layout (with the keys found), missing or
+    unexpected keys, a shape mismatch.
+    """
     obj = runtime.load_checkpoint(path)
     if obj.get("format") == CHECKPOINT_FORMAT:
         if obj.get("method") != method.name:
             raise ValueError(f"{path}: checkpoint of method {obj.get('method')!r}, expected {method.name!r}")
         state, info = obj["model"], {"format": CHECKPOINT_FORMAT, "flags": obj.get("flags", {})}
     else:
-        state, info = method.convert_official(obj), {"format": "official", "flags": {}}
+        try:
+            state = method.convert_official(unwrap_state(obj))
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            reason = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise ValueError(
+                f"{path}: not a {method.name} checkpoint in a known layout ({reason}); "
+                f"top-level keys found: {sorted(map(str, obj))[:10]}"
+            ) from None
+        info = {"format": "official", "flags": {}}
+    bad = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if bad:
+        raise ValueError(
+            f"{path}: entries {bad[:5]} are not tensors; top-level keys found: {sorted(map(str, obj))[:10]}"
+        )
     missing, unexpected = [], []
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -52,9 +104,17 @@ def load_weights(method: methods.Method, model: nn.Module, path: Path) -> dict[s
 
 
 def _summary(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Mean, bootstrap interval and ``n`` (images with a value) per metric; ``None`` means not applicable.
+
+    A non-finite value is an error, never dropped: every metric is averaged over the images it applies to
+    (PSNR of identical images is capped at 100 dB, :func:`llbench.metrics.psnr`).
+    """
     out = {}
     for name in names:
-        vals = np.array([r[name] for r in rows if r.get(name) is not None and math.isfinite(r[name])], dtype=float)
+        for r in rows:
+            if r.get(name) is not None and not math.isfinite(r[name]):
+                raise ValueError(f"metric {name} of image {r['id']} is {r[name]}: not a finite number")
+        vals = np.array([r[name] for r in rows if r.get(name) is not None], dtype=float)
         if len(vals) == 0:
             out[name] = {"mean": None, "ci95": None, "n": 0}
             continue
@@ -63,9 +123,16 @@ def _summary(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     return out
 
 
-def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None) -> Path:
-    """Evaluate one cell; returns the path of ``metrics.json``."""
+def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, stamp: Path | None = None) -> Path:
+    """Evaluate one cell; returns the path of ``metrics.json``.
+
+    ``stamp``: the dataset's stamp (the ``dataset`` rule's output); the test files are checked against it
+    before anything is computed (:func:`llbench.data.stage.verify`) and it is recorded as provenance.
+    ``spec["checkpoint_sha256"]``, when set, must equal the checkpoint file's sha256.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    data_info = stage.verify(stamp) if stamp is not None else None
+    ckpt_sha256 = check_sha256(checkpoint, spec.get("checkpoint_sha256")) if checkpoint is not None else None
     out = Path(out)
     method = methods.get(spec["method"])
     variant = spec.get("variant", "default")
@@ -140,27 +207,34 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None) ->
             "gt_mean": bool(ds.get("gt_mean")),
             "secondary": sorted(k for k in names if k not in ("psnr", "ssim", "niqe")),
         },
-        "checkpoint": {"path": str(checkpoint) if checkpoint else None, "format": info["format"]},
+        "checkpoint": {
+            "path": str(checkpoint) if checkpoint else None,
+            "format": info["format"],
+            "sha256": ckpt_sha256,
+        },
         "inference": opts,
         "seconds_per_image": float(np.median([r["seconds"] for r in rows])) if rows else None,
         "flags": flags,
-        "provenance": provenance.record(spec, data=_stamp(ds["name"]), device=dev, flags=flags),
+        "provenance": provenance.record(spec, data=data_info, device=dev, flags=flags),
     }
     runtime.atomic_write_text(out / "per_image.csv", runtime.rows_to_csv(rows))
     runtime.atomic_write_json(out / "metrics.json", result)
     return out / "metrics.json"
 
 
-def _stamp(name: str) -> dict[str, Any] | None:
-    from llbench.train import _dataset_stamp
-
-    return _dataset_stamp(name)
-
-
 def infer_files(
     method_name: str, variant: str, checkpoint: Path, inputs: list[Path], out_dir: Path, device: str = "auto"
 ) -> list[Path]:
     """Enhance image files with a project or official checkpoint; writes ``<out_dir>/<stem>.png``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a folder (-o takes the output folder)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{out_dir}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"{out_dir}: output folder is not writable")
     method = methods.get(method_name)
     dev, lease = runtime.setup({"device": device, "threads": torch.get_num_threads()})
     written = []

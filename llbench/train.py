@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 import methods
 from llbench import provenance, runtime
+from llbench.data import stage
 from llbench.data.datasets import StreamSampler, TrainSet
 from llbench.workflow import spec_hash
 
@@ -65,9 +66,14 @@ def _load_resume(path: Path, want_hash: str) -> dict[str, Any] | None:
     return state
 
 
-def train(spec: dict[str, Any], out: Path) -> Path:
-    """Train the method variant described by ``spec``; returns the path of ``checkpoint.pt``."""
+def train(spec: dict[str, Any], out: Path, stamp: Path | None = None) -> Path:
+    """Train the method variant described by ``spec``; returns the path of ``checkpoint.pt``.
+
+    ``stamp``: the training dataset's stamp (the ``dataset`` rule's output); the data are checked against
+    it before training (:func:`llbench.data.stage.verify`) and it is recorded in ``config.json``.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    data_info = stage.verify(stamp) if stamp is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     method = methods.get(spec["method"])
@@ -156,13 +162,12 @@ def train(spec: dict[str, Any], out: Path) -> Path:
     finally:
         lease.release()
     runtime.atomic_write_text(out / "train_log.csv", runtime.rows_to_csv(rows, "iteration"))
-    stamp = _dataset_stamp(ds["name"])
     cfg_json = {
         "method": method.name,
         "variant": variant,
         "train_config": cfg,
         "iterations_done": iterations,
-        "provenance": provenance.record(spec, data=stamp, device=dev, flags=flags),
+        "provenance": provenance.record(spec, data=data_info, device=dev, flags=flags),
     }
     runtime.atomic_write_json(out / "config.json", cfg_json)
     runtime.atomic_torch_save(
@@ -179,11 +184,3 @@ def train(spec: dict[str, Any], out: Path) -> Path:
     )
     resume_path.unlink(missing_ok=True)
     return out / "checkpoint.pt"
-
-
-def _dataset_stamp(name: str) -> dict[str, Any] | None:
-    """The dataset's provenance stamp written by the ``dataset`` rule, if present."""
-    import json
-
-    path = Path("resources/stamps") / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None

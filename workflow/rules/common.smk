@@ -3,10 +3,13 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
 from llbench import workflow as wf
+from llbench.data import stage
+from llbench.data.manifest import MANIFEST
 
 try:
     CFG = wf.validate(config)
@@ -20,7 +23,8 @@ for _c in CELLS.values():
     if _c.train_dataset is not None and _c.checkpoint is None:
         TRAIN_CELLS.setdefault((_c.train_dataset, _c.method, _c.variant, _c.seed), _c)
 PROFILES = sorted({(c.method, c.variant) for c in CELLS.values()})
-LLBENCH = f"{shlex.quote(sys.executable)} -m llbench"
+# rules call `llbench` from this interpreter's environment (the project's .venv), wherever the job runs
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
 
 
 wildcard_constraints:
@@ -60,3 +64,24 @@ def metrics_files():
 
 def profile_files():
     return [f"results/profile/{m}/{v}.json" for m, v in PROFILES]
+
+
+def dataset_inputs(wc):
+    """What a stamp depends on: data.dvc for DVC data (never the pulled files: DVC resets mtimes), the
+    manifest of a folder of the user's own (re-written by `llbench data manifest` when the data change)."""
+    ds = CFG["datasets"][wc.dataset]
+    origin = stage.origin(ds)
+    if origin == "dvc":
+        return [str(stage.DVC_FILE)]
+    manifest = Path(ds["root"]) / MANIFEST
+    return [str(manifest)] if origin == "local" and manifest.is_file() else []
+
+
+def eval_inputs(wc):
+    c = cell(wc)
+    inputs = {"stamp": stamp(c.dataset)}
+    if c.checkpoint is not None:
+        inputs["checkpoint"] = c.checkpoint
+    elif c.train_dir is not None:
+        inputs["checkpoint"] = f"{c.train_dir}/checkpoint.pt"
+    return inputs

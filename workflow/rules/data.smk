@@ -1,10 +1,10 @@
-# Datasets: generate the tiny ones, pull real ones with DVC (path targets only: DVC bug #11075), and
-# record the manifest hash. Rules depend on data.dvc, never on pulled files (DVC resets mtimes).
+# Datasets: generate the tiny ones, pull real ones with DVC (path targets only: DVC bug #11075), check a
+# folder of the user's own against its manifest, and record the manifest hash (llbench/data/stage.py).
 
 
 rule dataset:
     input:
-        lambda wc: [] if "tiny" in CFG["datasets"][wc.dataset] else [str(wf.REPO / "data.dvc")],
+        dataset_inputs,
     output:
         "resources/stamps/{dataset}.json",
     params:
@@ -12,4 +12,4 @@ rule dataset:
     log:
         "logs/data/{dataset}.log",
     shell:
-        "{LLBENCH} data stage --spec {params.spec} --stamp {output} > {log} 2>&1"
+        "llbench data stage --spec {params.spec} --stamp {output:q} > {log:q} 2>&1"

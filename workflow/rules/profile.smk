@@ -12,4 +12,4 @@ rule profile:
     log:
         "logs/profile/{method}/{variant}.log",
     shell:
-        "LLBENCH_THREADS={threads} {LLBENCH} profile-job --spec {params.spec} -o {output} > {log} 2>&1"
+        "LLBENCH_THREADS={threads} llbench profile-job --spec {params.spec} -o {output:q} > {log:q} 2>&1"

@@ -17,7 +17,7 @@ rule tables:
     log:
         "logs/tables.log",
     shell:
-        "{LLBENCH} tables --cells {params.cells} --out results/tables > {log} 2>&1"
+        "llbench tables --cells {params.cells} --out results/tables > {log:q} 2>&1"
 
 
 rule report:
@@ -28,9 +28,11 @@ rule report:
     output:
         "results/report/index.html",
     params:
-        configfile=lambda wc: shlex.quote(os.path.relpath(workflow.configfiles[-1])) if workflow.configfiles else "''",
+        configfile=lambda wc: " ".join(["--configfile", *(shlex.quote(os.path.relpath(f)) for f in workflow.configfiles)])
+        if workflow.configfiles
+        else "",
     log:
         "logs/report.log",
     shell:
-        "{LLBENCH} report --tables results/tables --results results --configfile {params.configfile}"
-        " --out {output} > {log} 2>&1"
+        "llbench report --tables results/tables --results results {params.configfile}"
+        " --out {output:q} > {log:q} 2>&1"
