@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -54,10 +55,18 @@ def snakemake(args: list[str]) -> int:
     """
     import fcntl
 
+    from llbench.workflow import ConfigError, read_yaml
+
     workdir = Path(".")
     for flag in ("--directory", "-d"):
         if flag in args[:-1]:
             workdir = Path(args[args.index(flag) + 1])
+    try:  # Snakemake's own YAML error names neither the file nor the line
+        for path in configfiles(args):
+            read_yaml(path if Path(path).is_absolute() else workdir / path)
+    except ConfigError as e:
+        print(f"llbench run: config error: {e}", file=sys.stderr)
+        return 2
     exe = str(Path(sys.executable).with_name("snakemake"))
     lock_dir = workdir / ".snakemake"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +81,20 @@ def snakemake(args: list[str]) -> int:
         return subprocess.call([exe, *args])
 
 
+def configfiles(args: list[str]) -> list[str]:
+    """The files named by ``--configfile``/``--configfiles`` in a Snakemake command line."""
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if a in ("--configfile", "--configfiles"):
+            for value in args[i + 1 :]:
+                if value.startswith("-"):
+                    break
+                out.append(value)
+        elif a.startswith(("--configfile=", "--configfiles=")):
+            out.append(a.split("=", 1)[1])
+    return out
+
+
 def cell_target(dataset: str, method: str, variant: str, run: str = "seed0") -> str:
     return f"results/{dataset}/{method}/{variant}/{run}/metrics.json"
 
@@ -82,18 +105,22 @@ def run_cell(
     variant: str,
     run: str = "seed0",
     *,
-    configfile: str = "config/config.yaml",
+    configfile: str | list[str] = "config/config.yaml",
     dry_run: bool = False,
     force: bool = False,
     extra: list[str] | None = None,
 ) -> int:
-    """Run exactly one cell's jobs through Snakemake (its training, if needed, and its evaluation)."""
+    """Run exactly one cell's jobs through Snakemake (its training, if needed, and its evaluation).
+
+    ``configfile``: one file or several, later ones overlaying earlier ones (as Snakemake merges them).
+    """
     from llbench import workflow
 
-    cfg = workflow.load(configfile)
+    files = [configfile] if isinstance(configfile, str) else list(configfile)
+    cfg = workflow.load(files)
     cell = workflow.find_cell(cfg, dataset, method, variant, run)  # KeyError naming an unconfigured cell
     target = cell_target(dataset, method, variant, run)
-    cmd = [str(Path(sys.executable).with_name("snakemake")), target, "--configfile", configfile, "--cores", "all"]
+    cmd = [str(Path(sys.executable).with_name("snakemake")), target, "--configfile", *files, "--cores", "all"]
     if dry_run:
         cmd.append("--dry-run")
     if force:  # recompute the cell's own jobs: its evaluation, and its training when it lives in this cell
@@ -101,5 +128,5 @@ def run_cell(
         if cell.train_dir == f"results/{dataset}/{method}/{variant}/{run}":
             cmd.append(f"{cell.train_dir}/checkpoint.pt")
     cmd += [a for a in (extra or []) if a != "--"]
-    print(" ".join(cmd), flush=True)
+    print(shlex.join(cmd), flush=True)
     return subprocess.call(cmd)

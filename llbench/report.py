@@ -308,15 +308,21 @@ def _excluded_scenes() -> list[str]:
 
 
 # ---- commands ------------------------------------------------------------------------------------------
-def commands(path: str, configfile: str) -> dict[str, str]:
+def shell_words(configfiles: str | list[str]) -> str:
+    """Config file(s) as shell words for ``--configfile`` (several: later ones overlay earlier ones)."""
+    return " ".join(shlex.quote(str(c)) for c in ([configfiles] if isinstance(configfiles, str) else configfiles))
+
+
+def commands(path: str, configfile: str | list[str]) -> dict[str, str]:
     """The exact commands that (re-)run one cell."""
     dataset, method, variant, run = Path(path).parts[-4:]
     target = f"{path}/metrics.json"
     q = shlex.quote
-    cell = f"llbench cell {q(dataset)} {q(method)} {q(variant)} {q(run)} --configfile {q(configfile)}"
+    cfg = shell_words(configfile)
+    cell = f"llbench cell {q(dataset)} {q(method)} {q(variant)} {q(run)} --configfile {cfg}"
     return {
-        "snakemake": f"snakemake {q(target)} --configfile {q(configfile)} --cores all",
-        "snakemake_force": f"snakemake {q(target)} --configfile {q(configfile)} --cores all --forcerun {q(target)}",
+        "snakemake": f"snakemake {q(target)} --configfile {cfg} --cores all",
+        "snakemake_force": f"snakemake {q(target)} --configfile {cfg} --cores all --forcerun {q(target)}",
         "cell": cell,
         "cell_dry": f"{cell} --dry-run",
     }
@@ -759,7 +765,7 @@ def context(
     tables: Path,
     out: Path | None = None,
     results: Path | None = None,
-    configfile: str | None = None,
+    configfile: str | list[str] | None = None,
     figures: bool = True,
 ) -> dict[str, Any]:
     """Everything the templates show, as plain lists and dicts.
@@ -768,8 +774,8 @@ def context(
         tables: the folder of ``llbench tables``' CSV files.
         out: the report's ``index.html`` (figures are written beside it); None: no figures.
         results: the results folder (default: the parent of ``tables``); images and logs are found from it.
-        configfile: the config the results were made with, for the re-run commands (default: guessed from
-            the dataset names: ``config/smoke.yaml`` when every dataset is tiny-*).
+        configfile: the config file(s) the results were made with, for the re-run commands (default: guessed
+            from the dataset names: ``config/smoke.yaml`` when every dataset is tiny-*).
         figures: draw the matplotlib figures and the visual comparison.
     """
     tables = Path(tables)
@@ -816,20 +822,24 @@ def context(
         "cells": _cells_list(cells, configfile),
         "summary": _summary(cells),
         "untrained_vgg": untrained,
-        "configfile": configfile,
+        "configfile": shell_words(configfile),
         "configfile_guessed": guessed,
         "tiny_note": TINY_NOTE,
         "any_tiny": any(s["tiny"] for s in sections),
         "baseline_label": BASELINE_LABEL,
         "real_datasets": REAL_DATASETS,
         "snakemake_report": "snakemake.html",
-        "snakemake_report_cmd": f"snakemake --configfile {shlex.quote(configfile)} --report "
+        "snakemake_report_cmd": f"snakemake --configfile {shell_words(configfile)} --report "
         "results/report/snakemake.html",
     }
 
 
 def render(
-    tables: Path, out: Path, results: Path | None = None, configfile: str | None = None, figures: bool = True
+    tables: Path,
+    out: Path,
+    results: Path | None = None,
+    configfile: str | list[str] | None = None,
+    figures: bool = True,
 ) -> Path:
     """Render ``out`` (index.html), its figures and the static assets beside it."""
     from llbench.runtime import atomic_write_text

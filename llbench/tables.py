@@ -447,8 +447,8 @@ def write_tables(results: Path, out: Path, cells: list[str] | None = None) -> di
     return paths
 
 
-def expected_cells(configfile: Path | str) -> list[str]:
-    """The cell folders a config expects (for ``llbench tables`` run outside Snakemake)."""
+def expected_cells(configfile: Path | str | list[Path | str]) -> list[str]:
+    """The cell folders a config (one file or several, merged in order) expects, for ``llbench tables``."""
     from llbench import workflow
 
     return [c.dir for c in workflow.cells(workflow.load(configfile))]

@@ -90,15 +90,19 @@ def validate(config: dict) -> dict:
             if "train" not in datasets[other]:
                 raise ConfigError(f"config.datasets.{name}.train_on = {other!r} has no train split")
 
-    def check_method(where: str, name: str, variants: list[str], ds_names: list[str], trained: bool) -> None:
+    def check_method(
+        where: str, name: str, variants: list[str], ds_names: list[str], trained: bool, variant_key: str
+    ) -> None:
         try:
             method = methods.get(name)
         except KeyError as e:
             raise ConfigError(f"{where}.method: {e.args[0]}") from None
-        allowed = ["default", *method.variants]
+        allowed = list(dict.fromkeys(["default", *method.variants]))
         for v in variants:
             if v not in allowed:
-                raise ConfigError(f"{where}.variants: unknown variant {v!r} of {name}; allowed: {', '.join(allowed)}")
+                raise ConfigError(
+                    f"{where}.{variant_key}: unknown variant {v!r} of {name}; allowed: {', '.join(allowed)}"
+                )
         for d in ds_names:
             if d not in datasets:
                 raise ConfigError(f"{where}.datasets: unknown dataset {d!r}; allowed: {', '.join(datasets)}")
@@ -112,15 +116,50 @@ def validate(config: dict) -> dict:
                 raise ConfigError(f"{where}.datasets: {d!r} has no train split and no train_on; {name} needs training")
 
     for i, exp in enumerate(cfg["experiments"]):
-        check_method(f"config.experiments[{i}]", exp["method"], exp["variants"], exp["datasets"], trained=True)
+        where = f"config.experiments[{i}]"
+        check_method(where, exp["method"], exp["variants"], exp["datasets"], trained=True, variant_key="variants")
     for key, pre in cfg["pretrained"].items():
-        check_method(f"config.pretrained.{key}", pre["method"], [pre["variant"]], pre["datasets"], trained=False)
+        where = f"config.pretrained.{key}"
+        check_method(where, pre["method"], [pre["variant"]], pre["datasets"], trained=False, variant_key="variant")
     return cfg
 
 
-def load(path: Path | str) -> dict:
-    """Read and validate a YAML config file."""
-    return validate(yaml.safe_load(Path(path).read_text()))
+def read_yaml(path: Path | str) -> dict:
+    """One config file as a dict; a syntax error names the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        raise ConfigError(f"{path}{at}: YAML syntax error: {problem}" + (f" ({context})" if context else "")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def merge(paths: list[Path | str]) -> dict:
+    """Config files merged in order, later ones overlaying earlier ones, as Snakemake merges ``--configfile``
+    (nested mappings merge key by key; lists and values are replaced)."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in paths:
+        update_config(config, read_yaml(path))
+    return config
+
+
+def load(paths: Path | str | list[Path | str]) -> dict:
+    """Read, merge (several files: later ones overlay earlier ones) and validate YAML config files."""
+    return validate(merge([paths] if isinstance(paths, (str, Path)) else list(paths)))
 
 
 @dataclass(frozen=True)
@@ -136,6 +175,7 @@ class Cell:
     train: dict = field(default_factory=dict, hash=False, compare=False)
     infer: dict = field(default_factory=dict, hash=False, compare=False)
     checkpoint: str | None = None  # external checkpoint (pretrained cells)
+    checkpoint_sha256: str | None = None  # its expected sha256 (config pretrained.<name>.sha256), checked
 
     @property
     def dir(self) -> str:
@@ -165,7 +205,20 @@ def cells(cfg: dict) -> list[Cell]:
                     )
     for key, pre in cfg["pretrained"].items():
         for d in pre["datasets"]:
-            out.append(Cell(d, pre["method"], pre["variant"], f"pretrained-{key}", 0, None, {}, {}, pre["checkpoint"]))
+            out.append(
+                Cell(
+                    d,
+                    pre["method"],
+                    pre["variant"],
+                    f"pretrained-{key}",
+                    0,
+                    None,
+                    {},
+                    {},
+                    pre["checkpoint"],
+                    pre.get("sha256"),
+                )
+            )
     return out
 
 
@@ -209,6 +262,7 @@ def eval_spec(cfg: dict, cell: Cell) -> dict:
         "train_dataset": cell.train_dataset,
         "infer": cell.infer,
         "checkpoint": cell.checkpoint,
+        **({"checkpoint_sha256": cell.checkpoint_sha256} if cell.checkpoint_sha256 else {}),
         "runtime": runtime(cfg),
     }
 

@@ -121,6 +121,64 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     cfg["experiments"][1]["train"]["iterations"] = -1
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run([SNAKEMAKE, "-n", "--configfile", str(bad)], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "-s", str(REPO / "Snakefile"), "--configfile", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0
     assert "config error: config.experiments[1].train.iterations = -1" in out.stdout + out.stderr
+
+
+# ---- overlays, YAML errors, variant and pretrained keys (issue 13) --------------------------------------
+def test_overlay_with_no_experiments_evaluates_pretrained_only(tmp_path):
+    """A reviewer's overlay: no training, one registered checkpoint; merged as Snakemake merges files."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(
+        "experiments: []\n"
+        "pretrained:\n  mine: {method: sci, variant: stage3, checkpoint: my dir/w.pt, datasets: [tiny-lol]}\n"
+    )
+    cfg = workflow.load([REPO / "config" / "smoke.yaml", overlay])
+    assert cfg["experiments"] == []
+    assert [c.dir for c in workflow.cells(cfg)] == ["results/tiny-lol/sci/stage3/pretrained-mine"]
+    assert cfg["datasets"]["tiny-lol"]["root"] == "resources/tiny/lol"  # the base file's datasets stay
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets:\n  a: {kind: paired\n  b: 1\n")
+    with pytest.raises(workflow.ConfigError, match=rf"{bad}:3:\d+: YAML syntax error"):
+        workflow.load(bad)
+    # through `llbench run` (Snakemake's own message names neither the file nor the line)
+    out = subprocess.run(
+        [sys.executable, "-m", "llbench", "run", "-s", str(REPO / "Snakefile"), "-n", "--configfile", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and f"{bad}:3:" in out.stderr, out.stderr
+
+
+def test_variant_errors_list_each_variant_once_and_name_the_key():
+    cfg = copy.deepcopy(smoke())
+    cfg["experiments"][1]["variants"] = ["stage7"]
+    with pytest.raises(workflow.ConfigError) as err:
+        workflow.validate(cfg)
+    allowed = str(err.value).split("allowed: ")[1].split(", ")
+    assert len(allowed) == len(set(allowed)) and "default" in allowed
+    cfg = copy.deepcopy(smoke())
+    cfg["pretrained"] = {"x": {"method": "sci", "variant": "stage9", "checkpoint": "w.pt", "datasets": ["tiny-lol"]}}
+    with pytest.raises(workflow.ConfigError, match=r"config\.pretrained\.x\.variant: unknown variant 'stage9'"):
+        workflow.validate(cfg)
+
+
+def test_pretrained_sha256_reaches_the_evaluation_spec():
+    cfg = copy.deepcopy(smoke())
+    digest = "ab" * 32
+    cfg["pretrained"] = {
+        "x": {"method": "sci", "variant": "stage3", "checkpoint": "w.pt", "datasets": ["tiny-lol"], "sha256": digest}
+    }
+    cfg = workflow.validate(cfg)
+    cell = next(c for c in workflow.cells(cfg) if c.run == "pretrained-x")
+    assert workflow.eval_spec(cfg, cell)["checkpoint_sha256"] == digest
