@@ -74,10 +74,13 @@ def option(argv: list[str], flag: str) -> str | None:
 
 
 def test_profile_dry_run_plans_jobs_and_submits_nothing(tmp_path):
+    # its own working directory: the user's results/ (e.g. after `make report`) must not change the plan
     env = fake_slurm_env(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
     out = subprocess.run(
-        [SNAKEMAKE, "-n", "--profile", str(PROFILE), "--configfile", str(SMOKE)],
-        cwd=REPO,
+        [SNAKEMAKE, "-n", "-s", str(REPO / "Snakefile"), "--profile", str(PROFILE), "--configfile", str(SMOKE)],
+        cwd=work,
         env=env,
         capture_output=True,
         text=True,
