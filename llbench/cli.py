@@ -191,6 +191,28 @@ def cmd_cell(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from llbench.release import release
+
+    out = release(args.configfile, Path(args.out), cells=args.cell, outputs=args.outputs, dvc=not args.no_dvc)
+    print(f"released {out} ({out / 'RELEASE.json'})")
+    if not args.no_dvc:
+        print(f"next: git add {out}.dvc .gitignore && git commit -m 'release' && dvc push")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from llbench.release import verify
+
+    return verify(
+        args.cell,
+        all_cells=args.all,
+        release_dir=Path(args.release),
+        overlays=args.configfile or [],
+        retrain=args.retrain,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -300,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("-n", "--dry-run", action="store_true")
     ce.add_argument("--forcerun", action="store_true", help="recompute the cell even if it is up to date")
     ce.set_defaults(func=cmd_cell, snakemake_args=[])
+
+    rl = sub.add_parser("release", help="bundle the cells' checkpoints, metrics and tables into release/ (DVC)")
+    rl.add_argument("--configfile", nargs="+", default=["config/config.yaml"], help="the config file(s) of the table")
+    rl.add_argument("--cell", action="append", help="only this cell, dataset/method/variant/run (repeatable)")
+    rl.add_argument("--outputs", action="store_true", help="also the output images (large)")
+    rl.add_argument("--out", default="release")
+    rl.add_argument("--no-dvc", action="store_true", help="do not run `dvc add` on the bundle")
+    rl.set_defaults(func=cmd_release)
+
+    vf = sub.add_parser("verify", help="re-run released cells without training and compare with the claimed numbers")
+    vf.add_argument("cell", nargs="*", help="dataset [method variant [run]]: one cell, or a dataset's whole table")
+    vf.add_argument("--all", action="store_true", help="every released cell")
+    vf.add_argument("--retrain", action="store_true", help="also retrain the cell from scratch and compare")
+    vf.add_argument("--release", default="release", help="the release folder (dvc pull it first)")
+    vf.add_argument("--configfile", nargs="+", help="your overlays on the released config, e.g. dataset roots")
+    vf.set_defaults(func=cmd_verify)
     return p
 
 

@@ -755,6 +755,25 @@ def _summary(cells: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def verifications(results: Path) -> list[dict[str, Any]]:
+    """The records ``llbench verify`` wrote under ``results/verify/`` (claimed vs re-run per metric)."""
+    out = []
+    for path in sorted((Path(results) / "verify").rglob("*.json")):
+        record = json.loads(path.read_text())
+        if "cell" not in record or "claimed_device" not in record:
+            continue
+        rows = [dict(r, retrained=False) for r in record.get("rows", [])]
+        rows += [dict(r, retrained=True) for r in record.get("retrain", {}).get("rows", [])]
+        for r in rows:
+            info = metric_info(r["metric"])
+            r.update(label=info["label"], decimals=info["decimals"])
+            r["tolerance_text"] = (
+                f"identical at {info['decimals']} decimals" if r["tolerance"] is not None else "none measured"
+            )
+        out.append({**record, "rows": rows, "device": record.get("device")})
+    return out
+
+
 def _guess_configfile(cells: pd.DataFrame) -> str:
     if not cells.empty and all(str(d).startswith("tiny-") for d in cells["dataset"]):
         return "config/smoke.yaml"
@@ -820,6 +839,7 @@ def context(
         "train_figures": figs["train"],
         "references": _references(refs, main, profiles),
         "cells": _cells_list(cells, configfile),
+        "verification": verifications(results),
         "summary": _summary(cells),
         "untrained_vgg": untrained,
         "configfile": shell_words(configfile),

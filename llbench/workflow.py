@@ -214,7 +214,7 @@ def cells(cfg: dict) -> list[Cell]:
                     0,
                     None,
                     {},
-                    {},
+                    dict(pre["infer"]),
                     pre["checkpoint"],
                     pre.get("sha256"),
                 )

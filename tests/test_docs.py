@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dag_config import scratch_checkout
 from PIL import Image
 
 import methods
@@ -40,6 +40,16 @@ NOT_RUN = {
     ".venv/bin/python benchmarks/bench_sci.py": "a benchmark: minutes of timing runs (benchmarks/README.md)",
     "dvc remote add -d lab ssh://me@storage.example.org/srv/dvc": "an alternative remote: needs an SSH server",
     "dvc remote add -d lab s3://my-bucket/llbench": "an alternative remote: needs an S3 bucket",
+    **dict.fromkeys(
+        [
+            "llbench release --configfile config/config.yaml",
+            'git add release.dvc .gitignore && git commit -m "release: table 1"',
+            "dvc push release.dvc",
+            "dvc pull release/RELEASE.json release/data release/cells/lol/sci/stage3/seed0/checkpoint.pt",
+            "llbench verify lol sci stage3 seed0",
+        ],
+        "needs the full benchmark's results; the same commands run end to end on tiny data in tests/test_release.py",
+    ),
     "git clone <repo-url> lowlight-bench && cd lowlight-bench": "a placeholder URL; the next lines run in the same "
     "scratch checkout with data/LOL removed (the clone + pull round trip is tests/test_dvc_http.py)",
 }
@@ -83,24 +93,6 @@ def test_tables_name_only_documented_lines():
     everything = {line for doc in DOCS for line in documented(doc)}
     stale = sorted((set(NOT_RUN) | set(AS_TESTED)) - everything)
     assert not stale, f"no longer in the docs, remove from tests/test_docs.py: {stale}"
-
-
-def scratch_checkout(dest: Path) -> Path:
-    """A copy of the checkout's tracked files, as a git repository (DVC and the git commands need one)."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
-    for rel in filter(None, files.stdout.split("\0")):
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-        elif src.is_symlink():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).symlink_to(os.readlink(src))
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "scratch"], cwd=dest, check=True)
-    return dest
 
 
 def lol_download(path: Path) -> Path:

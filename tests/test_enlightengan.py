@@ -289,10 +289,18 @@ def test_trainer_gradients_equal_the_official_two_pass_update(method):
     loss_d = ralsgan_d_loss(d0(real_b), d0(fake))
     loss_p = sum(lsgan_d_loss(p0(crop(real_b, i)), p0(crop(fake, i))) for i in range(6)) / 6
     (loss_d + loss_p).backward()
+    # Per module, all gradients joined: float32 summation order differs between the two passes and between
+    # CPUs' kernels; measured ||d|| / ||g|| from 2.5e-6 to 1.3e-5 (oneDNN AVX-512 / AVX2 / SSE4.1, 1 and 2
+    # threads, oneDNN off), so 1e-4. Per parameter, each gradient's error is bounded by the module's noise:
+    # the global D's last bias has a true gradient of 0 (RaLSGAN depends on output differences only), so its
+    # computed value is rounding noise on some CPUs and exactly 0 on others.
     for ours, official in ((tr.model, g0), (tr.disc, d0), (tr.disc_patch, p0)):
-        for (name, a), b in zip(ours.named_parameters(), official.parameters(), strict=True):
-            assert b.grad.norm() > 0, name  # float32 summation-order noise only (<= 7e-6 seen)
-            assert (a.grad - b.grad).norm() <= 5e-5 * b.grad.norm(), name
+        pairs = list(zip(ours.named_parameters(), official.parameters(), strict=True))
+        mine = torch.cat([a.grad.flatten() for (_, a), _ in pairs])
+        theirs = torch.cat([b.grad.flatten() for _, b in pairs])
+        assert theirs.norm() > 0 and (mine - theirs).norm() <= 1e-4 * theirs.norm()
+        for (name, a), b in pairs:
+            assert (a.grad - b.grad).norm() <= 5e-5 * b.grad.norm() + 1e-6 * theirs.norm(), name
 
 
 def test_trainer_is_deterministic_and_state_round_trips(method, stepped):

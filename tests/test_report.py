@@ -109,10 +109,54 @@ def rendered(tmp_path_factory):
         train_dataset="tiny-sid",
         metrics={"psnr": [20, 21, 22], "ssim": [0.6] * 3, "niqe": None},
     )
+    write_verifications(root / "results")
     tables.write_tables(root / "results", root / "results" / "tables", cells=expected)
     out = report.render(root / "results" / "tables", root / "results" / "report" / "index.html")
     html = out.read_text()
     return root, out, html, parse(html)
+
+
+def write_verifications(results: Path) -> None:
+    """Two `llbench verify` records: one cell re-run within tolerance, one whose PSNR claim is off."""
+    from llbench.release import compare
+    from llbench.runtime import atomic_write_json
+
+    claims = {"psnr": 20.1234, "ssim": 0.81234, "niqe": 4.5}
+    for cell, rerun in (
+        ("tiny-lol/sci/stage3/seed0", claims),
+        ("tiny-lol/enlightengan/default/seed0", {**claims, "psnr": 19.6}),
+    ):
+        record = {
+            "cell": cell,
+            "claimed_device": "cpu",
+            "device": "cpu",
+            "date": "2026-11-29T10:00:00+00:00",
+            "problems": [],
+            "rows": compare(claims, rerun, "cpu", "cpu"),
+        }
+        record["passed"] = all(r["status"] == "ok" for r in record["rows"])
+        atomic_write_json(results / "verify" / f"{cell}.json", record)
+
+
+def test_verification_section(rendered):
+    _, _, html, dom = rendered
+    table = dom.find_all("table", "verification")[0]
+    rows = table.find_all("tbody")[0].find_all("tr")
+    by_cell = {}
+    for tr in rows:
+        text = cells_text(tr)
+        by_cell.setdefault(text[0], []).append((tr.attrs.get("class"), text))
+    assert all(cls == "verify-ok" for cls, _ in by_cell["tiny-lol/sci/stage3/seed0"])
+    failed = [t for cls, t in by_cell["tiny-lol/enlightengan/default/seed0"] if cls == "verify-fail"]
+    assert len(failed) == 1 and failed[0][1:7] == [
+        "PSNR (dB)",
+        "20.12",
+        "19.60",
+        "0.523400",
+        "identical at 2 decimals",
+        "FAIL",
+    ]
+    assert 'href="#verification"' in html
 
 
 def _section(dom: Node, dataset: str) -> Node:
@@ -305,6 +349,7 @@ def test_template_structure():
         "table_ablation.html",
         "table_references.html",
         "table_cells.html",
+        "table_verification.html",
     }
     blocks = {name: re.findall(r"{%-?\s*block\s+(\w+)", text) for name, text in src.items()}
     assert blocks["base.html"] == ["title", "head", "body"]
@@ -316,6 +361,7 @@ def test_template_structure():
         "ablations",
         "training",
         "references",
+        "verification",
         "cells",
     ]
     assert blocks["table_main.html"] == ["thead", "row", "after_table"]
@@ -518,6 +564,9 @@ def test_report_in_headless_chromium(rendered, tmp_path):
             return Array.from(t.tBodies[0].rows).map(r => r.cells[0].textContent.trim().split(/\\s/)[0]);
         })()""")
         assert order[0] == "input" and order[1:] == ["enlightengan", "sci"]
+        # the verification section: the failed claim is shown in red
+        red = js("getComputedStyle(document.querySelector('table.verification tr.verify-fail td')).color")
+        assert red == "rgb(179, 38, 30)", red
         height = js("Math.min(document.documentElement.scrollHeight, 16000)")
         browser.send(
             "Emulation.setDeviceMetricsOverride",
