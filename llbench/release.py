@@ -400,4 +400,9 @@ def verify(
         atomic_write_json(Path("results/verify") / f"{key}.json", record)
         print(format_record(record), flush=True)
         ok &= record["passed"]
+    tables = Path(release_dir) / "tables"
+    if (tables / "main.csv").is_file():  # the released tables with every verification so far
+        from llbench.report import render
+
+        print(f"report: {render(tables, Path('results/report/index.html'), results=Path('results'))}")
     return 0 if ok else 1

@@ -49,7 +49,7 @@ def published(tmp_path_factory):
     author = scratch_checkout(base / "author")
     cfg = tiny_lol_sci(["stage3"], iterations=4, checkpoint_every=2, crop=64)
     (author / "paper.yaml").write_text(yaml.safe_dump(cfg))
-    targets = f"results/tiny-lol/input/default/seed0/metrics.json results/{CELL}/metrics.json"
+    targets = f"results/tiny-lol/input/default/seed0/metrics.json results/{CELL}/metrics.json results/tables/main.csv"
     sh(f"llbench run {targets} --configfile paper.yaml --cores 2 --quiet", author)
     sh("llbench release --configfile paper.yaml", author)
     sh(f"dvc remote add -d lab {base / 'remote'} && git add -A && git commit -qm release && dvc push -q", author)
@@ -99,6 +99,7 @@ def test_release_refuses_incomplete_and_untrained_vgg_cells(published, tmp_path)
 
 def test_reviewer_verifies_a_cell_without_training(published):
     _, reviewer = published
+    sh("dvc pull -q -r lab release/tables", reviewer)  # the released tables: verify renders them with its result
     done = sh(f"llbench verify {CELL.replace('/', ' ')} --retrain", reviewer)
     assert f"{CELL}: claimed on cpu, re-run on cpu" in done.stdout and "PASSED" in done.stdout
     assert "retrained checkpoint bit-identical to the released one: True" in done.stdout
@@ -108,6 +109,8 @@ def test_reviewer_verifies_a_cell_without_training(published):
     log = (reviewer / "logs" / "verify" / f"{CELL}.log").read_text()
     checkpoint_part, retrain_part = log.split("--forcerun results/tiny-lol/sci/stage3/seed0/checkpoint.pt", 1)
     assert "rule train" not in checkpoint_part and "rule train" in retrain_part
+    html = (reviewer / "results" / "report" / "index.html").read_text()
+    assert 'id="verification"' in html and CELL in html
 
 
 def test_edited_claim_fails_naming_cell_metric_and_delta(published):
