@@ -18,12 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
-import torch.nn.functional as F
+from blindspot_pins import check_output, check_training_step, load_net, seeded_input
 
 import methods
-from llbench.evaluate import load_weights
 
 PINS = json.loads((Path(__file__).parent / "data" / "apbsn_official_pins.json").read_text())
 APBSN = methods.get("apbsn")
@@ -37,79 +35,24 @@ LOSS_RTOL = 1e-6
 LAYER_ATOL = 3e-4
 
 
-def official_state() -> dict[str, torch.Tensor]:
-    """The official ``APBSN.state_dict()`` (``bsn.``-prefixed keys) regenerated from the JSON's layout and rule."""
-    rec, rule = PINS["variants"]["default"], PINS["rule"]
-    masks = {k: torch.tensor(m, dtype=torch.float32) for k, m in rec["masks"].items()}
-    g = torch.Generator().manual_seed(rule["seed"])
-    state: dict[str, torch.Tensor] = {}
-    for key, shape, dtype in rec["layout"]:
-        assert dtype == "float32", key
-        if key.endswith(".mask"):
-            state[key] = masks[key[len("bsn.") : -len(".mask")]].expand(shape).clone()
-        else:
-            state[key] = rule["scale"] * torch.randn(shape, generator=g)
-    for key in [k for k in state if k.endswith(".mask")]:
-        weight = key[: -len(".mask")] + ".weight"
-        state[weight] = state[weight] * state[key]
-    return state
-
-
-def load_net(tmp_path: Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    state = official_state()
-    path = tmp_path / "apbsn_official.pth"
-    torch.save({"epoch": 20, "model_weight": {"denoiser": state}, "optimizer_weight": {"denoiser": {}}}, path)
-    net = APBSN.build()
-    info = load_weights(APBSN, net, path)
-    assert info["format"] == "official"
-    return net, state
-
-
-def _input(entry: dict) -> torch.Tensor:
-    return torch.rand(entry["input_shape"], generator=torch.Generator().manual_seed(entry["input_seed"]))
-
-
-def check_output(y: torch.Tensor, pin: dict, what: str) -> None:
-    assert list(y.shape) == pin["shape"], what
-    assert float(y.double().sum()) == pytest.approx(pin["sum"], rel=SUM_RTOL), what
-    assert float(y.double().abs().mean()) == pytest.approx(pin["mean_abs"], rel=SUM_RTOL), what
-    got = torch.stack([y[tuple(p)] for p in pin["positions"]]).double()
-    torch.testing.assert_close(
-        got, torch.tensor(pin["values"], dtype=torch.float64), atol=VALUE_ATOL, rtol=VALUE_RTOL, msg=what
-    )
+def check(y: torch.Tensor, pin: dict, what: str) -> None:
+    check_output(y, pin, what, SUM_RTOL, VALUE_ATOL, VALUE_RTOL)
 
 
 def test_forward_matches_official(tmp_path):
     rec = PINS["variants"]["default"]
-    net, _ = load_net(tmp_path)
+    net, _ = load_net(APBSN, PINS, "default", tmp_path)
     for name, mask in rec["masks"].items():  # the official CentralMaskedConv2d masks are ours
         assert torch.equal(net.get_submodule(name).mask, torch.tensor(mask, dtype=torch.float32)), name
     with torch.no_grad():
         net.train()  # APBSN.forward at pd_a = 5
         for pin in rec["train"]:
-            check_output(net(_input(pin)), pin, f"train {pin['input_shape']}")
+            check(net(seeded_input(pin)), pin, f"train {pin['input_shape']}")
         net.eval()  # APBSN.denoise with R3 off: PD pd_b = 2
         for pin in rec["test"]:
-            check_output(net(_input(pin)), pin, f"test {pin['input_shape']}")
+            check(net(seeded_input(pin)), pin, f"test {pin['input_shape']}")
     assert APBSN.infer_config("no_r3") == {"r3": False}  # the variant whose first pass this is
 
 
 def test_training_step_matches_official(tmp_path):
-    pin = PINS["variants"]["default"]["train_step"]
-    net, state = load_net(tmp_path)
-    cfg = APBSN.train_config()
-    assert (cfg["lr"], tuple(cfg["betas"])) == (1e-4, (0.9, 0.999))  # conf/APBSN_SIDD.yaml
-    trainer = APBSN.trainer(net, cfg, torch.device("cpu"))
-    x = _input(pin)
-    loss = trainer.step({"input": x})["self_l1"]
-    assert loss == pytest.approx(pin["loss"], rel=LOSS_RTOL)
-    net.train()
-    with torch.no_grad():
-        after = float(F.l1_loss(net(x), x)) * 255.0
-    assert after == pytest.approx(pin["loss_after_step"], rel=LOSS_RTOL)
-    params = dict(net.named_parameters())
-    for key, layer in pin["layers"].items():
-        updated = params[key[len("bsn.") :]].detach().double()
-        assert float(updated.sum()) == pytest.approx(layer["sum"], abs=LAYER_ATOL), key
-        delta = float((updated - state[key].double()).sum())
-        assert delta == pytest.approx(layer["delta_sum"], abs=LAYER_ATOL), key
+    check_training_step(APBSN, PINS, tmp_path, LOSS_RTOL, LAYER_ATOL)

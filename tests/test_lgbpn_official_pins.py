@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from blindspot_pins import check_output, check_training_step, load_net, seeded_input
 
 import methods
-from llbench.evaluate import load_weights
 
 PINS = json.loads((Path(__file__).parent / "data" / "lgbpn_official_pins.json").read_text())
 LGBPN = methods.get("lgbpn")
@@ -41,52 +40,14 @@ LOSS_RTOL = 1e-6
 LAYER_ATOL = 1e-3
 
 
-def official_state(variant: str) -> dict[str, torch.Tensor]:
-    """The official ``BSN.state_dict()`` (``bsn.``-prefixed keys) regenerated from the JSON's layout and rule."""
-    rec, rule = PINS["variants"][variant], PINS["rule"]
-    masks = {k: torch.tensor(m, dtype=torch.float32) for k, m in rec["masks"].items()}
-    g = torch.Generator().manual_seed(rule["seed"])
-    state: dict[str, torch.Tensor] = {}
-    for key, shape, dtype in rec["layout"]:
-        assert dtype == "float32", key
-        if key.endswith(".mask"):
-            state[key] = masks[key[len("bsn.") : -len(".mask")]].expand(shape).clone()
-        else:
-            state[key] = rule["scale"] * torch.randn(shape, generator=g)
-    for key in [k for k in state if k.endswith(".mask")]:
-        weight = key[: -len(".mask")] + ".weight"
-        state[weight] = state[weight] * state[key]
-    return state
-
-
-def load_net(variant: str, tmp_path: Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    state = official_state(variant)
-    path = tmp_path / f"{variant}_official.pth"
-    torch.save({"epoch": 20, "model_weight": {"denoiser": state}, "optimizer_weight": {"denoiser": {}}}, path)
-    net = LGBPN.build(variant)
-    info = load_weights(LGBPN, net, path)
-    assert info["format"] == "official"
-    return net, state
-
-
-def _input(entry: dict) -> torch.Tensor:
-    return torch.rand(entry["input_shape"], generator=torch.Generator().manual_seed(entry["input_seed"]))
-
-
-def check_output(y: torch.Tensor, pin: dict, what: str) -> None:
-    assert list(y.shape) == pin["shape"], what
-    assert float(y.double().sum()) == pytest.approx(pin["sum"], rel=SUM_RTOL), what
-    assert float(y.double().abs().mean()) == pytest.approx(pin["mean_abs"], rel=SUM_RTOL), what
-    got = torch.stack([y[tuple(p)] for p in pin["positions"]]).double()
-    torch.testing.assert_close(
-        got, torch.tensor(pin["values"], dtype=torch.float64), atol=VALUE_ATOL, rtol=VALUE_RTOL, msg=what
-    )
+def check(y: torch.Tensor, pin: dict, what: str) -> None:
+    check_output(y, pin, what, SUM_RTOL, VALUE_ATOL, VALUE_RTOL)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_forward_matches_official(variant, tmp_path):
     rec = PINS["variants"][variant]
-    net, _ = load_net(variant, tmp_path)
+    net, _ = load_net(LGBPN, PINS, variant, tmp_path)
     expected_kernel = {"default": 9, "dspmc_k7": 7, "dspmc_k11": 11}[variant]
     for name, mask in rec["masks"].items():  # the official DSPMC masks are ours
         module = net.get_submodule(name)
@@ -96,29 +57,12 @@ def test_forward_matches_official(variant, tmp_path):
     with torch.no_grad():
         net.train()  # training pass: local PD 4 (pad 2), global PD 5 (pad 0)
         for pin in rec["train"]:
-            check_output(net(_input(pin)), pin, f"{variant} train {pin['input_shape']}")
+            check(net(seeded_input(pin)), pin, f"{variant} train {pin['input_shape']}")
         net.eval()  # test pass without R3 (BSN.denoise, R3=False)
         for section, kwargs in (("test_sidd", {}), ("test_dnd", {"pd_preset": "dnd"})):
             for pin in rec.get(section, []):
-                check_output(net(_input(pin), **kwargs), pin, f"{variant} {section} {pin['input_shape']}")
+                check(net(seeded_input(pin), **kwargs), pin, f"{variant} {section} {pin['input_shape']}")
 
 
 def test_training_step_matches_official(tmp_path):
-    pin = PINS["variants"]["default"]["train_step"]
-    net, state = load_net("default", tmp_path)
-    cfg = LGBPN.train_config()
-    assert (cfg["lr"], tuple(cfg["betas"])) == (1e-4, (0.9, 0.999))  # conf/APBSN_SIDD/BSN_SIDD.yaml
-    trainer = LGBPN.trainer(net, cfg, torch.device("cpu"))
-    x = _input(pin)
-    loss = trainer.step({"input": x})["self_l1"]
-    assert loss == pytest.approx(pin["loss"], rel=LOSS_RTOL)
-    net.train()
-    with torch.no_grad():
-        after = float(F.l1_loss(net(x), x)) * 255.0
-    assert after == pytest.approx(pin["loss_after_step"], rel=LOSS_RTOL)
-    params = dict(net.named_parameters())
-    for key, layer in pin["layers"].items():
-        updated = params[key[len("bsn.") :]].detach().double()
-        assert float(updated.sum()) == pytest.approx(layer["sum"], abs=LAYER_ATOL), key
-        delta = float((updated - state[key].double()).sum())
-        assert delta == pytest.approx(layer["delta_sum"], abs=LAYER_ATOL), key
+    check_training_step(LGBPN, PINS, tmp_path, LOSS_RTOL, LAYER_ATOL)
