@@ -214,7 +214,7 @@ def niqe(out: np.ndarray, device: str = "cpu") -> float:
     # float64: pyiqa's AGGD fit picks alpha by argmin over a 0.001 grid; in float32 a 1-ulp change of the
     # input moves NIQE of calibration image I03 by 5e-3 (one grid step), and other CPUs' vector code sums
     # in another order (15.6558 on AMD EPYC, pyiqa's published 15.6538). In float64 the same perturbation,
-    # 1 vs 2 threads and AVX2 / AVX-512 / default kernels give identical values (tests/test_metrics.py).
+    # 1 vs 2 threads and AVX2 / AVX-512 / default kernels agree within 3e-12 (tests/test_metrics.py).
     x = torch.tensor(out, dtype=torch.float64) / 255.0
     x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
     metric = _niqe_metric(device)
