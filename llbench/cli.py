@@ -65,7 +65,14 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"prepared {args.name}: {out}")
         return 0
     if args.data_cmd == "manifest":
-        from llbench.data.manifest import MANIFEST, manifest_hash, read_manifest, write_manifest
+        from llbench.data.manifest import (
+            MANIFEST,
+            diff_manifests,
+            listing,
+            manifest_hash,
+            read_manifest,
+            write_manifest,
+        )
 
         root = Path(args.root)
         if not root.is_dir():
@@ -75,14 +82,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         after = read_manifest(root)
         print(f"{root / MANIFEST}: {len(after)} files, sha256 {manifest_hash(root)}")
         if before is not None:
-            changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
-            added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
-            for label, names in (("modified", changed), ("added", added), ("removed", removed)):
+            diff = diff_manifests(before, after)
+            for label, names in (("modified", diff.corrupt), ("added", diff.extra), ("removed", diff.missing)):
                 if names:
-                    print(
-                        f"  {label}: {', '.join(names[:10])}"
-                        + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
-                    )
+                    print(f"  {label}: {listing(names)}")
         return 0
     if args.data_cmd == "check":
         from llbench.data import prepare

@@ -25,7 +25,7 @@ from llbench import metrics, provenance, runtime
 from llbench.data import stage
 from llbench.data.datasets import EvalSet
 from llbench.data.images import read_image, to_tensor, write_png
-from llbench.data.manifest import sha256_file
+from llbench.data.manifest import check_sha256
 from llbench.train import CHECKPOINT_FORMAT
 
 log = logging.getLogger("llbench.evaluate")
@@ -50,16 +50,6 @@ def unwrap_state(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     if obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
-
-
-def check_sha256(path: Path, expected: str | None) -> str:
-    """sha256 of the checkpoint file; a mismatch with ``expected`` (when given) is refused naming the file."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    digest = sha256_file(path)
-    if expected is not None and digest != expected.lower():
-        raise ValueError(f"{path}: sha256 is {digest}, but the config expects {expected.lower()}")
-    return digest
 
 
 def load_weights(method: methods.Method, model: nn.Module, path: Path) -> dict[str, Any]:
@@ -132,7 +122,9 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, st
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     data_info = stage.verify(stamp) if stamp is not None else None
-    ckpt_sha256 = check_sha256(checkpoint, spec.get("checkpoint_sha256")) if checkpoint is not None else None
+    ckpt_sha256 = None
+    if checkpoint is not None:
+        ckpt_sha256 = check_sha256(checkpoint, spec.get("checkpoint_sha256"), source="the config")
     out = Path(out)
     method = methods.get(spec["method"])
     variant = spec.get("variant", "default")

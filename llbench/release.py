@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from llbench.data.manifest import MANIFEST, check_sha256, diff_manifests, listing, parse_manifest, sha256_file
+
 RELEASE = Path("release")
 INDEX = "RELEASE.json"
 FORMAT = "llbench-release-v1"
@@ -33,21 +35,9 @@ def _key(dataset: str, method: str, variant: str, run: str) -> str:
     return f"{dataset}/{method}/{variant}/{run}"
 
 
-def _sha256(path: Path) -> str:
-    from llbench.data.manifest import sha256_file
-
-    return sha256_file(path)
-
-
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
-
-
-def _dvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    from llbench.data.stage import _dvc as exe
-
-    return subprocess.run([exe(), *args], cwd=cwd, capture_output=True, text=True)
 
 
 # ---- the author's side ---------------------------------------------------------------------------------
@@ -65,7 +55,7 @@ def release(
     cells whose recorded data manifest differs from the dataset's current one.
     """
     from llbench import workflow
-    from llbench.data.manifest import MANIFEST, manifest_hash
+    from llbench.data.manifest import manifest_hash
 
     cfg = workflow.load(configfiles)
     all_cells = {_key(c.dataset, c.method, c.variant, c.run): c for c in workflow.cells(cfg)}
@@ -119,7 +109,7 @@ def release(
             "run": c.run,
             "files": str(bundle),
             "checkpoint": str(released_ckpt) if released_ckpt else None,
-            "checkpoint_sha256": _sha256(tmp / released_ckpt) if released_ckpt else None,
+            "checkpoint_sha256": sha256_file(tmp / released_ckpt) if released_ckpt else None,
             "config_sha256": prov["config_sha256"],
             "data_manifest_sha256": prov["data"]["manifest_sha256"],
             "commit": prov["git"]["commit"],
@@ -154,7 +144,9 @@ def release(
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     if dvc:
-        done = _dvc("add", "-q", str(out))
+        from llbench.data.stage import dvc_executable
+
+        done = subprocess.run([dvc_executable(), "add", "-q", str(out)], capture_output=True, text=True)
         if done.returncode != 0:
             raise ReleaseError(f"`dvc add {out}` failed: {(done.stderr or done.stdout).strip()[-500:]}")
     return out
@@ -185,36 +177,28 @@ def select(index: dict[str, Any], names: list[str], all_cells: bool) -> list[str
     return chosen
 
 
-def tolerance(metric: str, claimed_device: str, device: str) -> float | None:
-    """|Δ| allowed for ``metric``: half a unit of its printed decimals on the claimed device type, None
-    (no measured tolerance) across device types: the verdict is then left to the reader."""
-    from llbench.report import metric_info
-
-    if claimed_device != device:
-        return None
-    return 0.5 * 10 ** -int(metric_info(metric)["decimals"])
-
-
 def compare(
     claimed: dict[str, float | None], rerun: dict[str, float | None], claimed_device: str, device: str
 ) -> list[dict]:
-    """One row per claimed metric: claimed, re-run, |Δ|, tolerance, status (ok / FAIL / no tolerance)."""
+    """One row per claimed metric: claimed, re-run, |Δ|, tolerance, status (ok / FAIL / no tolerance).
+
+    On the claimed device type a re-run must be identical at the report's printed decimals; across device
+    types no tolerance has been measured (``tolerance`` None), so the verdict is "no tolerance", not a pass.
+    """
     from llbench.report import metric_info
 
     rows = []
     for name, want in sorted(claimed.items()):
         got = rerun.get(name)
-        tol = tolerance(name, claimed_device, device)
-        if want is None or got is None:
+        d = int(metric_info(name)["decimals"])
+        tol = f"identical at {d} decimals" if claimed_device == device else None
+        delta = None if want is None or got is None else abs(got - want)
+        if delta is None:
             status = "ok" if want is None and got is None else "FAIL"
-            delta = None
+        elif tol is None:
+            status = "no tolerance"
         else:
-            d = int(metric_info(name)["decimals"])
-            delta = abs(got - want)
-            if tol is None:
-                status = "no tolerance"
-            else:
-                status = "ok" if round(got, d) == round(want, d) else "FAIL"
+            status = "ok" if round(got, d) == round(want, d) else "FAIL"
         rows.append({"metric": name, "claimed": want, "rerun": got, "delta": delta, "tolerance": tol, "status": status})
     return rows
 
@@ -234,25 +218,20 @@ def _snakemake(targets: list[str], configfiles: list[str], extra: list[str], log
 def _data_differences(released_manifest: Path, stamp: Path) -> list[str]:
     """What differs between the reviewer's copy of a dataset and the released manifest (files named)."""
     from llbench.data import stage
-    from llbench.data.manifest import read_manifest
 
     if not released_manifest.is_file():
         raise FileNotFoundError(f"{released_manifest}: released manifest missing; `dvc pull {released_manifest}`")
     root = Path(json.loads(Path(stamp).read_text())["root"])
-    theirs = {}
-    for line in released_manifest.read_text().splitlines():
-        digest, _, rel = line.partition("  ")
-        theirs[rel] = digest
-    ours = read_manifest(root)
-    out = []
-    for label, names in (
-        ("differ", sorted(k for k in set(ours) & set(theirs) if ours[k] != theirs[k])),
-        ("are missing", sorted(set(theirs) - set(ours))),
-        ("are not in the release", sorted(set(ours) - set(theirs))),
-    ):
-        if names:
-            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
-            out.append(f"{root}: {label}: {', '.join(names[:10])}{more}")
+    diff = diff_manifests(parse_manifest(released_manifest), parse_manifest(root / MANIFEST))
+    out = [
+        f"{root}: {label}: {listing(names)}"
+        for label, names in (
+            ("differ", diff.corrupt),
+            ("are missing", diff.missing),
+            ("are not in the release", diff.extra),
+        )
+        if names
+    ]
     if not out:  # same manifest: are the reviewer's files still the bytes it lists? (fast path)
         try:
             stage.verify(stamp)
@@ -261,14 +240,19 @@ def _data_differences(released_manifest: Path, stamp: Path) -> list[str]:
     return out
 
 
-def _claimed_device(cell: dict[str, Any]) -> str:
-    return str(cell["device"].get("type", "cpu"))
-
-
 def verify_cell(
-    index: dict[str, Any], key: str, *, release_dir: Path = RELEASE, overlays: list[str] = (), retrain: bool = False
+    index: dict[str, Any],
+    key: str,
+    base: Path,
+    *,
+    release_dir: Path = RELEASE,
+    overlays: list[str] = (),
+    retrain: bool = False,
 ) -> dict[str, Any]:
-    """Re-run one released cell (and, with ``retrain``, retrain it); returns the verification record."""
+    """Re-run one released cell (and, with ``retrain``, retrain it); returns the verification record.
+
+    ``base``: the released config as a file; ``overlays``: the reviewer's config files on top of it.
+    """
     from llbench import workflow
 
     cell = index["cells"][key]
@@ -278,7 +262,7 @@ def verify_cell(
     log.unlink(missing_ok=True)
     record: dict[str, Any] = {
         "cell": key,
-        "claimed_device": _claimed_device(cell),
+        "claimed_device": str(cell["device"].get("type", "cpu")),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "log": str(log),
         "problems": [],
@@ -287,12 +271,7 @@ def verify_cell(
     if ckpt is not None:
         if not ckpt.is_file():
             raise FileNotFoundError(f"{ckpt}: released checkpoint not here; fetch it with `dvc pull {ckpt}`")
-        digest = _sha256(ckpt)
-        if digest != cell["checkpoint_sha256"]:
-            raise ReleaseError(f"{ckpt}: sha256 is {digest}, but {INDEX} records {cell['checkpoint_sha256']}; refused")
-    base = work / "release-config.yaml"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    base.write_text(yaml.safe_dump(index["config"], sort_keys=False))
+        check_sha256(ckpt, cell["checkpoint_sha256"], source=INDEX)
     name = f"verify-{run}"
     if ckpt is not None:
         pre = {"method": method, "variant": variant, "checkpoint": str(ckpt), "sha256": cell["checkpoint_sha256"]}
@@ -345,7 +324,7 @@ def verify_cell(
                 record["claimed_device"],
                 again["provenance"]["device"]["type"],
             ),
-            "checkpoint_identical": _sha256(Path(trained)) == cell["checkpoint_sha256"],
+            "checkpoint_identical": sha256_file(Path(trained)) == cell["checkpoint_sha256"],
         }
     statuses = [r["status"] for r in record["rows"] + record.get("retrain", {}).get("rows", [])]
     record["passed"] = all(s == "ok" for s in statuses)
@@ -358,8 +337,6 @@ def _fmt(v: float | None, d: int = 4) -> str:
 
 def format_record(r: dict[str, Any]) -> str:
     """The console table of one verification: claimed vs re-run per metric, |Δ|, tolerance, status."""
-    from llbench.report import metric_info
-
     head = f"{r['cell']}: claimed on {r['claimed_device']}" + (f", re-run on {r['device']}" if "device" in r else "")
     lines = [head]
     lines += [f"  {p}" for p in r["problems"]]
@@ -368,8 +345,7 @@ def format_record(r: dict[str, Any]) -> str:
             continue
         lines.append(f"  {label}: {'metric':<14} {'claimed':>10} {'re-run':>10} {'|Δ|':>10}  tolerance")
         for row in rows:
-            decimals = metric_info(row["metric"])["decimals"]
-            tol = f"identical at {decimals} decimals" if row["tolerance"] is not None else "none measured for this pair"
+            tol = row["tolerance"] or "none measured for this pair"
             lines.append(
                 f"  {'':<{len(label)}}  {row['metric']:<14} {_fmt(row['claimed']):>10} {_fmt(row['rerun']):>10} "
                 f"{_fmt(row['delta'], 6):>10}  {tol}  {row['status']}"
@@ -394,9 +370,13 @@ def verify(
     from llbench.runtime import atomic_write_json
 
     index = load_index(release_dir)
+    keys = select(index, names, all_cells)
+    base = Path("results/verify/release-config.yaml")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.write_text(yaml.safe_dump(index["config"], sort_keys=False))
     ok = True
-    for key in select(index, names, all_cells):
-        record = verify_cell(index, key, release_dir=release_dir, overlays=list(overlays), retrain=retrain)
+    for key in keys:
+        record = verify_cell(index, key, base, release_dir=release_dir, overlays=list(overlays), retrain=retrain)
         atomic_write_json(Path("results/verify") / f"{key}.json", record)
         print(format_record(record), flush=True)
         ok &= record["passed"]

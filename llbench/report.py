@@ -767,9 +767,6 @@ def verifications(results: Path) -> list[dict[str, Any]]:
         for r in rows:
             info = metric_info(r["metric"])
             r.update(label=info["label"], decimals=info["decimals"])
-            r["tolerance_text"] = (
-                f"identical at {info['decimals']} decimals" if r["tolerance"] is not None else "none measured"
-            )
         out.append({**record, "rows": rows, "device": record.get("device")})
     return out
 

@@ -22,6 +22,7 @@ from dag_config import scratch_checkout, tiny_lol_sci
 from test_dvc_http import _QuietHandler
 
 from llbench import release
+from llbench.data.manifest import sha256_file
 
 BIN = Path(sys.executable).parent
 CELL = "tiny-lol/sci/stage3/seed0"
@@ -70,7 +71,7 @@ def test_release_bundle_and_index(published):
     author, reviewer = published
     index = release.load_index(author / "release")
     cell = index["cells"][CELL]
-    assert cell["checkpoint_sha256"] == release._sha256(author / "results" / CELL / "checkpoint.pt")
+    assert cell["checkpoint_sha256"] == sha256_file(author / "results" / CELL / "checkpoint.pt")
     metrics = json.loads((author / "results" / CELL / "metrics.json").read_text())
     assert cell["metrics"] == {k: v["mean"] for k, v in metrics["metrics"].items()}
     assert cell["data_manifest_sha256"] == metrics["provenance"]["data"]["manifest_sha256"]

@@ -39,13 +39,20 @@ def write_manifest(root: Path) -> Path:
     return out
 
 
-def read_manifest(root: Path) -> dict[str, str]:
-    """relative path -> sha256 from ``root/MANIFEST.sha256``."""
+def _manifest_file(root: Path) -> Path:
     path = Path(root) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest (run `llbench data prepare` or `llbench data tiny`)")
+        raise FileNotFoundError(
+            f"{path}: no manifest (`llbench data manifest {root}` for a folder of your own, "
+            "`llbench data prepare` for an official download, `llbench data tiny` for a tiny set)"
+        )
+    return path
+
+
+def parse_manifest(path: Path) -> dict[str, str]:
+    """relative path -> sha256 from a manifest file (``sha256sum`` format)."""
     entries = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         digest, sep, rel = line.partition("  ")
         if not sep or len(digest) != 64:
             raise ValueError(f"{path}:{n}: expected '<sha256>  <path>', got {line!r}")
@@ -53,17 +60,35 @@ def read_manifest(root: Path) -> dict[str, str]:
     return entries
 
 
+def read_manifest(root: Path) -> dict[str, str]:
+    """relative path -> sha256 from ``root/MANIFEST.sha256``."""
+    return parse_manifest(_manifest_file(root))
+
+
 def manifest_hash(root: Path) -> str:
     """sha256 of the manifest file itself: one identifier for the dataset's exact content."""
-    path = Path(root) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest (run `llbench data prepare` or `llbench data tiny`)")
-    return sha256_file(path)
+    return sha256_file(_manifest_file(root))
+
+
+def check_sha256(path: Path, expected: str | None, source: str) -> str:
+    """sha256 of ``path``; a mismatch with ``expected`` (when given; ``source`` says who expects it) is refused."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: not found")
+    digest = sha256_file(path)
+    if expected is not None and digest != expected.lower():
+        raise ValueError(f"{path}: sha256 is {digest}, but {source} expects {expected.lower()}; refused")
+    return digest
+
+
+def listing(names: list[str], limit: int = 10) -> str:
+    """``a, b, c (+N more)``: a file list short enough for one error line."""
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 @dataclass
 class CheckReport:
-    """Result of :func:`check_manifest`: which files are missing, extra or corrupt."""
+    """Result of :func:`check_manifest` / :func:`diff_manifests`: which files are missing, extra or corrupt (differ)."""
 
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
@@ -72,6 +97,16 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not (self.missing or self.extra or self.corrupt)
+
+
+def diff_manifests(expected: dict[str, str], actual: dict[str, str]) -> CheckReport:
+    """Two manifests' entries: files only in ``expected`` (missing), only in ``actual`` (extra), or whose
+    digests differ (corrupt)."""
+    return CheckReport(
+        missing=sorted(set(expected) - set(actual)),
+        extra=sorted(set(actual) - set(expected)),
+        corrupt=sorted(k for k in set(expected) & set(actual) if expected[k] != actual[k]),
+    )
 
 
 def check_manifest(root: Path) -> CheckReport:

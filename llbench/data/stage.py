@@ -24,7 +24,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llbench.data.manifest import MANIFEST, check_manifest, dataset_files, manifest_hash, read_manifest, sha256_file
+from llbench.data.manifest import (
+    MANIFEST,
+    check_manifest,
+    dataset_files,
+    listing,
+    manifest_hash,
+    read_manifest,
+    sha256_file,
+)
 
 DVC_FILE = Path("data.dvc")  # in the pipeline's working directory (the checkout): it tracks data/
 DVC_ROOT = Path("data")
@@ -34,7 +42,7 @@ class DatasetChanged(ValueError):
     """A dataset's files differ from the manifest its stamp recorded; the message names the files."""
 
 
-def _dvc() -> str:
+def dvc_executable() -> str:
     exe = Path(sys.executable).with_name("dvc")
     return str(exe) if exe.exists() else (shutil.which("dvc") or "dvc")
 
@@ -50,7 +58,7 @@ def origin(spec: dict[str, Any]) -> str:
 def pull(root: Path) -> None:
     """``dvc pull <root>``: fetch exactly this dataset from the configured remote."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run([_dvc(), "pull", str(root)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([dvc_executable(), "pull", str(root)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise FileNotFoundError(
             f"{root}: missing and `dvc pull {root}` failed (exit {proc.returncode}): "
@@ -59,14 +67,13 @@ def pull(root: Path) -> None:
         )
 
 
-def _advice(spec: dict[str, Any]) -> str:
+def _advice(root: str | Path, where: str) -> str:
     """How to accept a dataset's new content, per origin."""
-    root = spec["root"]
     return {
         "tiny": f"delete {root} and re-run to regenerate it",
         "dvc": f"run `llbench data manifest {root}` and `dvc add data` if the change is intended",
         "local": f"run `llbench data manifest {root}` if the change is intended",
-    }[origin(spec)]
+    }[where]
 
 
 def stage(spec: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def stage(spec: dict[str, Any]) -> dict[str, Any]:
             if v
         ]
         raise DatasetChanged(
-            f"{root}: does not match its {MANIFEST} ({'; '.join(problems)}); {_advice(spec)}. "
+            f"{root}: does not match its {MANIFEST} ({'; '.join(problems)}); {_advice(root, where)}. "
             f"`llbench data check {root}` lists every file"
         )
     return {
@@ -163,13 +170,11 @@ def verify(stamp: Path) -> dict[str, Any]:
     if manifest_now != info["manifest_sha256"] and not problems:
         problems = [("manifest rewritten", [MANIFEST])]
     if problems:
-        listed = "; ".join(
-            f"{k}: {', '.join(v[:10])}" + (f" (+{len(v) - 10} more)" if len(v) > 10 else "") for k, v in problems
-        )
-        spec = {"root": str(root), "tiny": True} if info.get("origin") == "tiny" else {"root": str(root)}
+        listed = "; ".join(f"{k}: {listing(v)}" for k, v in problems)
+        where = info.get("origin") or origin({"root": str(root)})  # stamps written before origins were recorded
         raise DatasetChanged(
             f"dataset {info['name']!r} at {root} changed since it was stamped ({stamp}): {listed}. "
-            f"Nothing was computed from it; {_advice(spec)}, then re-run: the pipeline re-stamps the "
+            f"Nothing was computed from it; {_advice(root, where)}, then re-run: the pipeline re-stamps the "
             "dataset and recomputes what depends on it"
         )
     if rehashed:  # same bytes, new mtimes: remember them so the next job takes the fast path
