@@ -187,7 +187,7 @@ def cmd_cell(args: argparse.Namespace) -> int:
         args.method,
         args.variant,
         args.run,
-        configfile=args.configfile,
+        configfiles=args.configfile,
         dry_run=args.dry_run,
         force=args.forcerun,
         extra=args.snakemake_args,

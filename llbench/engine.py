@@ -105,18 +105,18 @@ def run_cell(
     variant: str,
     run: str = "seed0",
     *,
-    configfile: str | list[str] = "config/config.yaml",
+    configfiles: list[str] = ("config/config.yaml",),
     dry_run: bool = False,
     force: bool = False,
     extra: list[str] | None = None,
 ) -> int:
     """Run exactly one cell's jobs through Snakemake (its training, if needed, and its evaluation).
 
-    ``configfile``: one file or several, later ones overlaying earlier ones (as Snakemake merges them).
+    ``configfiles``: later ones overlay earlier ones (as Snakemake merges them).
     """
     from llbench import workflow
 
-    files = [configfile] if isinstance(configfile, str) else list(configfile)
+    files = list(configfiles)
     cfg = workflow.load(files)
     cell = workflow.find_cell(cfg, dataset, method, variant, run)  # KeyError naming an unconfigured cell
     target = cell_target(dataset, method, variant, run)
