@@ -51,7 +51,8 @@ def release(
 ) -> Path:
     """Collect the cells of ``configfiles`` (or the ``cells`` named ``dataset/method/variant/run``) into ``out``.
 
-    Refuses, before writing anything, cells without results, cells trained with an untrained VGG, and
+    Refuses, before writing anything, cells without results (metrics, per-image table, profile, checkpoint
+    and its training config), a table without ``results/tables``, cells trained with an untrained VGG, and
     cells whose recorded data manifest differs from the dataset's current one.
     """
     from llbench import workflow
@@ -78,8 +79,16 @@ def release(
         current = manifest_hash(root) if (root / MANIFEST).is_file() else None
         if recorded is None or recorded != current:
             problems.append(f"{key}: computed from data manifest {recorded}, but {root} now has {current}")
+        needed = [Path(c.dir) / "per_image.csv", Path("results/profile") / c.method / f"{c.variant}.json"]
+        if c.checkpoint is not None:
+            needed.append(Path(c.checkpoint))
+        elif c.train_dir is not None:
+            needed += [Path(c.train_dir) / "checkpoint.pt", Path(c.train_dir) / "config.json"]
+        problems += [f"{key}: incomplete (no {f})" for f in needed if not f.is_file()]
         entries[key] = (c, m)
         datasets[c.dataset] = (root, current)
+    if not (Path("results/tables") / "main.csv").is_file():
+        problems.append("results/tables/main.csv: no tables (run `snakemake results/tables/main.csv` first)")
     if problems:
         raise ReleaseError("cannot release:\n  " + "\n  ".join(problems))
 
@@ -99,7 +108,7 @@ def release(
             released_ckpt = Path("cells") / train_key / "checkpoint.pt"
             if not (tmp / released_ckpt).exists():
                 _copy(Path(ckpt), tmp / released_ckpt)
-                if c.checkpoint is None and (Path(ckpt).parent / "config.json").is_file():
+                if c.checkpoint is None:  # the training run's config and provenance
                     _copy(Path(ckpt).parent / "config.json", tmp / released_ckpt.parent / "config.json")
         prov = m["provenance"]
         index_cells[key] = {
@@ -121,10 +130,8 @@ def release(
         }
     for name, (root, _) in datasets.items():
         _copy(root / MANIFEST, tmp / "data" / f"{name}.{MANIFEST}")
-    for profile in sorted({(c.method, c.variant) for c, _ in entries.values()}):
-        src = Path("results/profile") / profile[0] / f"{profile[1]}.json"
-        if src.is_file():
-            _copy(src, tmp / "profile" / profile[0] / f"{profile[1]}.json")
+    for method, variant in sorted({(c.method, c.variant) for c, _ in entries.values()}):
+        _copy(Path("results/profile") / method / f"{variant}.json", tmp / "profile" / method / f"{variant}.json")
     for table in sorted(Path("results/tables").glob("*.csv")):
         _copy(table, tmp / "tables" / table.name)
     from llbench import provenance

@@ -760,8 +760,6 @@ def verifications(results: Path) -> list[dict[str, Any]]:
     out = []
     for path in sorted((Path(results) / "verify").rglob("*.json")):
         record = json.loads(path.read_text())
-        if "cell" not in record or "claimed_device" not in record:
-            continue
         rows = [dict(r, retrained=False) for r in record.get("rows", [])]
         rows += [dict(r, retrained=True) for r in record.get("retrain", {}).get("rows", [])]
         for r in rows:

@@ -88,6 +88,13 @@ def test_release_refuses_incomplete_and_untrained_vgg_cells(published, tmp_path)
     (author / "more.yaml").write_text(yaml.safe_dump(cfg))
     done = sh("llbench release --configfile more.yaml --out /dev/null/x --no-dvc", author, ok=False)
     assert done.returncode == 2 and "tiny-lol/sci/stage1/seed0: incomplete" in done.stderr
+    profile = author / "results" / "profile" / "sci" / "stage3.json"
+    profile.rename(profile.with_suffix(".moved"))
+    try:  # what the table was made from must be complete: no silent gaps in the bundle
+        done = sh("llbench release --configfile paper.yaml --out /dev/null/x --no-dvc", author, ok=False)
+        assert f"{CELL}: incomplete (no results/profile/sci/stage3.json)" in done.stderr
+    finally:
+        profile.with_suffix(".moved").rename(profile)
     m = author / "results" / CELL / "metrics.json"
     saved = m.read_text()
     try:
