@@ -52,6 +52,10 @@ def box_blur(x: torch.Tensor, size: int = 5) -> torch.Tensor:
     """``cv2.blur(x, (size, size))`` per channel: normalised box filter, anchor at the centre,
     border ``cv2.BORDER_DEFAULT`` = ``BORDER_REFLECT_101`` (the edge pixel is not repeated).
 
+    Rounded as OpenCV does for float images: window sums in float64 (cv2's sum type for float input),
+    times ``1 / size**2`` in float64, one rounding to ``x.dtype``; bit-identical to ``cv2.blur`` for float32
+    input (window sums of float32 values are exact in float64, in any order), within 1e-14 for float64.
+
     Args:
         x: (B, C, H, W) tensor, any size >= 1.
         size: odd window size.
@@ -62,7 +66,8 @@ def box_blur(x: torch.Tensor, size: int = 5) -> torch.Tensor:
     h, w = x.shape[-2:]
     xp = x.index_select(-2, _reflect101_index(h, pad, x.device))
     xp = xp.index_select(-1, _reflect101_index(w, pad, x.device))
-    return F.avg_pool2d(xp, kernel_size=size, stride=1)
+    window_sum = F.avg_pool2d(xp.double(), kernel_size=size, stride=1, divisor_override=1)
+    return (window_sum * (1.0 / (size * size))).to(x.dtype)
 
 
 def gray(x: torch.Tensor) -> torch.Tensor:
@@ -72,25 +77,28 @@ def gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def snr_map(x: torch.Tensor) -> torch.Tensor:
-    """The SNR prior of SNR:Video_base_model4_m.py ``optimize_parameters``/``test``.
+    """The SNR prior of SNR:Video_base_model4_m.py ``optimize_parameters``/``test`` (train and test: one formula)
+    on the blurred image ``nf`` of the loaders (SNR:data/dataset_LOLv1.py ``__getitem__``), float32 as there.
 
-    ``light = gray(blur5x5(x))``, ``noise = |gray(x) - light|``, ``snr = light / (noise + 1e-4)``,
-    divided by its per-image maximum (+1e-4) and clamped to [0, 1]. The official loader blurs
-    ``x * 255`` with ``cv2.blur`` and divides by 255 again; here the blur runs on [0, 1] directly
-    (a float32 rounding difference only).
+    ``light = gray(cv2.blur(x * 255, 5x5) / 255)``, ``dark = gray(x)``, ``snr = light / (|dark - light| + 1e-4)``,
+    divided by its per-image maximum (+1e-4) and clamped to [0, 1]. Bit-identical to the official float32
+    numbers on CPU; every step is one correctly rounded IEEE operation, so CUDA should give the same bits.
 
     Args:
-        x: (B, 3, H, W) RGB in [0, 1].
+        x: (B, 3, H, W) RGB in [0, 1]; computed in float32 (float64 input: in float64).
     Returns:
-        (B, 1, H, W) SNR map in [0, 1].
+        (B, 1, H, W) SNR map in [0, 1], dtype of ``x``.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"snr_map expects a (B, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
-    light = gray(box_blur(x, 5))
-    dark = gray(x)
+    xf = x if x.dtype == torch.float64 else x.float()
+    # a tensor, not a Python number: CUDA divides by a Python scalar as a multiply by its (rounded) reciprocal
+    scale = torch.tensor(255.0, dtype=xf.dtype, device=xf.device)
+    light = gray(box_blur(xf * scale, 5) / scale)  # SNR:data/dataset_LOLv1.py:91-93 (x * 255, cv2.blur, / 255)
+    dark = gray(xf)
     snr = light / ((dark - light).abs() + SNR_EPS)
     peak = snr.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
-    return (snr / (peak + SNR_EPS)).clamp(0.0, 1.0)
+    return (snr / (peak + SNR_EPS)).clamp(0.0, 1.0).to(x.dtype)
 
 
 def token_snr_mask(snr_feat: torch.Tensor, patch: int = PATCH, threshold: float = 0.5) -> torch.Tensor:
