@@ -29,4 +29,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        "results/report/index.html",
+        layout.REPORT,

@@ -158,7 +158,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_profile_job(args: argparse.Namespace) -> int:
-    from llbench.engine import profile_job
+    from llbench.profiling import profile_job
 
     profile_job(args.spec, Path(args.output))
     return 0
@@ -180,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_cell(args: argparse.Namespace) -> int:
-    from llbench.engine import run_cell
+    from llbench.runner import run_cell
 
     return run_cell(
         args.dataset,
@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("tables", help="collect metrics.json and profiles into results/tables/*.csv")
     tb.add_argument("--results", default="results")
-    tb.add_argument("--cells", type=_json, default=None, help="JSON list of the expected cell folders")
+    tb.add_argument("--cells", type=_json, default=None, help="JSON list of the expected cells (Cell.record)")
     tb.add_argument(
         "--configfile",
         nargs="+",
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"]:  # everything after `run` belongs to snakemake, options included
-        from llbench.engine import snakemake
+        from llbench.runner import snakemake
 
         return snakemake([a for a in argv[1:] if a != "--"])
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # `llbench cell ... -- <snakemake args>`

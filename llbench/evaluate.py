@@ -27,6 +27,7 @@ from llbench.data.datasets import EvalSet
 from llbench.data.images import read_image, to_tensor, write_png
 from llbench.data.manifest import check_sha256
 from llbench.train import CHECKPOINT_FORMAT
+from llbench.vocabulary import PRIMARY
 
 log = logging.getLogger("llbench.evaluate")
 
@@ -135,7 +136,7 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, st
         model = method.build(variant)
         if checkpoint is not None:
             info = load_weights(method, model, checkpoint)
-        elif method.train_data == "none":
+        elif not method.trained:
             info = {"format": "none", "flags": {}}
         else:
             raise ValueError(f"{method.name} needs a checkpoint to evaluate (none given for {out})")
@@ -165,7 +166,11 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, st
                     row["psnr_gtmean"] = metrics.psnr(corrected, tgt_u8)
                     row["ssim_gtmean"] = metrics.ssim(corrected, tgt_u8)
                 with torch.inference_mode():
-                    row.update(method.extra_metrics(model, x, item["target"][None].to(device), output=y))
+                    extra = method.extra_metrics(model, x, item["target"][None].to(device), output=y)
+                undeclared = sorted(set(extra) - set(method.extra_columns))
+                if undeclared:
+                    raise ValueError(f"{method.name}.extra_metrics returned {undeclared}, not in its extra_columns")
+                row.update(extra)
             try:
                 row["niqe"] = metrics.niqe(out_u8)
             except ValueError as e:  # NIQE is undefined on images smaller than its block grid
@@ -178,7 +183,7 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, st
     finally:
         lease.release()
     names = [k for k in rows[0] if k not in ("id", "height", "width", "seconds")] if rows else []
-    for k in ("psnr", "ssim", "niqe"):
+    for k in PRIMARY:
         if k not in names:
             names.append(k)
     summary = _summary(rows, names)
@@ -197,7 +202,7 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, st
         "protocol": {
             **metrics.PROTOCOL,
             "gt_mean": bool(ds.get("gt_mean")),
-            "secondary": sorted(k for k in names if k not in ("psnr", "ssim", "niqe")),
+            "secondary": sorted(k for k in names if k not in PRIMARY),
         },
         "checkpoint": {
             "path": str(checkpoint) if checkpoint else None,

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from llbench.vocabulary import METRICS, PRIMARY
 from methods.base import PSNR_CAP_DB, cap_psnr
 
 __all__ = [
-    "METRICS",
     "NIQE_BLOCK",
     "NIQE_PARAMS",
     "NIQE_PARAMS_SHA256",
@@ -253,54 +253,14 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-# ---- tables ----------------------------------------------------------------------------------
-#: public metric name -> properties used by the evaluator and the report
-METRICS: dict[str, dict[str, Any]] = {
-    "psnr": {
-        "higher_better": True,
-        "needs_target": True,
-        "label": "PSNR (dB)",
-        "protocol": "RGB, 8-bit output vs 8-bit target, data range 255, no border crop, float64, "
-        "capped at 100 dB (identical images)",
-    },
-    "ssim": {
-        "higher_better": True,
-        "needs_target": True,
-        "label": "SSIM",
-        "protocol": "Wang et al. (MATLAB ssim_index): Gaussian 11x11 sigma 1.5, K1 0.01, K2 0.03, 'valid' "
-        "region, per RGB channel then averaged, no downsampling (scikit-image implementation)",
-    },
-    "niqe": {
-        "higher_better": False,
-        "needs_target": False,
-        "label": "NIQE",
-        "protocol": "pyiqa 'niqe' with LIVE's pristine parameters (modelparameters.mat), YIQ-Y luma, "
-        "96x96 blocks, float64, offline; undefined below two 96x96 blocks",
-    },
-    "psnr_gtmean": {
-        "higher_better": True,
-        "needs_target": True,
-        "label": "PSNR GT-mean (dB)",
-        "protocol": "PSNR after scaling the output to the target's mean gray level (KinD/LLFlow/"
-        "Retinexformer 'GT-mean'; uses the ground truth), re-quantized to 8 bit",
-    },
-    "ssim_gtmean": {
-        "higher_better": True,
-        "needs_target": True,
-        "label": "SSIM GT-mean",
-        "protocol": "SSIM after the GT-mean scaling (uses the ground truth), re-quantized to 8 bit",
-    },
-}
-
+# ---- protocol ----------------------------------------------------------------------------------
 #: the canonical protocol, written into every metrics.json
 PROTOCOL: dict[str, Any] = {
     "inference": "native resolution; reflect-pad to the method's multiple and crop back; batch 1",
     "quantization": "clamp to [0, 1], x255, round half up, uint8; saved as PNG; metrics read the saved image",
     "color_space": "RGB",
     "crop_border": 0,
-    "psnr": METRICS["psnr"]["protocol"],
-    "ssim": METRICS["ssim"]["protocol"],
-    "niqe": METRICS["niqe"]["protocol"],
+    **{key: METRICS[key].protocol for key in PRIMARY},
     "niqe_params": {
         "file": "llbench/metrics_data/niqe/modelparameters.mat",
         "sha256": NIQE_PARAMS_SHA256,

@@ -27,6 +27,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+from llbench import provenance, runtime
 
 __all__ = ["count_flops", "count_params", "measure_latency", "peak_memory_mb", "profile_method"]
 
@@ -377,3 +380,34 @@ def profile_method(
         "tf32": dev.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
         "dtype": str(x.dtype).removeprefix("torch."),
     }
+
+
+def profile_job(spec: dict[str, Any], output: Path) -> Path:
+    """Profile ``spec["method"]/spec["variant"]`` at every configured size into one JSON file."""
+    device, lease = runtime.setup(spec.get("runtime", {}))
+    try:
+        sizes = [
+            profile_method(
+                spec["method"],
+                spec["variant"],
+                size=tuple(s),
+                device=device.type,
+                warmup=int(spec.get("warmup", 3)),
+                repeats=int(spec.get("repeats", 20)),
+                infer=spec.get("infer"),
+            )
+            for s in spec["sizes"]
+        ]
+        dev = runtime.describe_device(device, lease)
+    finally:
+        lease.release()
+    runtime.atomic_write_json(
+        Path(output),
+        {
+            "method": spec["method"],
+            "variant": spec["variant"],
+            "sizes": sizes,
+            "provenance": provenance.record(spec, data=None, device=dev),
+        },
+    )
+    return Path(output)

@@ -25,36 +25,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llbench import layout
+from llbench.vocabulary import order_columns
+
 log = logging.getLogger("llbench.tables")
 KEYS = ["dataset", "method", "variant", "run"]
 GROUP = ["dataset", "method", "variant", "source"]
-PRIMARY = ["psnr", "ssim", "niqe"]
-#: dataset kind -> task of its table (DESIGN.md ▶ Datasets)
-KIND_TASK = {"paired": "enhance", "unpaired": "enhance", "raw": "raw", "denoise": "denoise"}
+#: the tables written to results/tables/<name>.csv
+TABLES = ("main", "ablations", "profile", "per_image", "cells", "train_log")
+#: every cell with its provenance as typed JSON records (nested flags, device, packages; lists; booleans)
+RECORDS = "cells.jsonl"
+#: the cells' nested fields: in the records only (cells.csv stays flat)
+NESTED = ("flags", "device_info", "packages", "secondary", "not_applicable")
 _RUN = re.compile(r"seed(\d+)|pretrained-.+")
 
 
-def cell_path(dataset: str, method: str, variant: str, run: str) -> str:
-    return f"results/{dataset}/{method}/{variant}/{run}"
-
-
-def source(method: str, run: str) -> str:
+def run_source(method: str, run: str) -> str:
     """``pretrained-<name>``, ``baseline`` (a method without training, e.g. ``input``) or ``trained``."""
     if run.startswith("pretrained-"):
         return run
     import methods
 
     try:
-        return "baseline" if methods.get(method).train_data == "none" else "trained"
+        return "trained" if methods.get(method).trained else "baseline"
     except KeyError:
         return "trained"
-
-
-def _method_order(method: str) -> int:
-    import methods
-
-    names = methods.names()
-    return names.index(method) if method in names else len(names)
 
 
 def _variant_order(method: str, variant: str) -> int:
@@ -64,22 +59,24 @@ def _variant_order(method: str, variant: str) -> int:
         m = methods.get(method)
     except KeyError:
         return 0
-    if variant in ("default", m.default_variant):
+    if variant == m.default_variant:
         return -1
     return list(m.variants).index(variant) if variant in m.variants else len(m.variants)
 
 
-def order(df: pd.DataFrame, datasets: list[str] | None = None) -> pd.DataFrame:
-    """Rows ordered by dataset (first appearance or ``datasets``), ``input`` first, registry order, default first."""
+def order(df: pd.DataFrame, cells: list[str] | None = None) -> pd.DataFrame:
+    """Rows in the config's order: by dataset and method as ``cells`` (the config's cell folders) first name
+    them, baselines (``input``) first, the default variant first, then the method's own variant order."""
     if df.empty:
         return df
-    ds = list(datasets or [])
-    ds += [d for d in dict.fromkeys(df["dataset"]) if d not in ds]
+    parsed = [layout.parse_cell_dir(c) for c in cells or []]
+    ds = list(dict.fromkeys([*(p[0] for p in parsed), *df["dataset"]]))
+    ms = list(dict.fromkeys([*(p[1] for p in parsed), *sorted(set(df["method"]))]))
     key = pd.DataFrame(
         {
             "_d": df["dataset"].map(ds.index),
-            "_m": df["method"].map(_method_order),
-            "_mn": df["method"],
+            "_b": df["method"].map(lambda m: run_source(m, "seed0") != "baseline"),
+            "_m": df["method"].map(ms.index),
             "_v": [_variant_order(m, v) for m, v in zip(df["method"], df["variant"], strict=True)],
             "_vn": df["variant"],
             "_r": df["run"].map(_run_order) if "run" in df else df.get("source", pd.Series("", index=df.index)),
@@ -111,14 +108,12 @@ def _cell_dirs(results: Path) -> list[Path]:
 
 def _train_log_for(row: dict[str, Any]) -> str | None:
     td = row.get("train_dataset")
-    if not td:
-        return None
-    return f"logs/train/{td}/{row['method']}/{row['variant']}/{row['run']}.log"
+    return layout.train_log(td, row["method"], row["variant"], row["run"]) if td else None
 
 
 def _failure(root: Path, results: Path, dataset: str, method: str, variant: str, run: str) -> dict[str, Any]:
     """Status of a cell without ``metrics.json``: ``failed`` (a log says it ran) or ``missing``."""
-    eval_log = f"logs/evaluate/{dataset}/{method}/{variant}/{run}.log"
+    eval_log = layout.eval_log(dataset, method, variant, run)
     out: dict[str, Any] = {"status": "missing", "eval_log": eval_log, "stage": ""}
     # training failures: a training log whose checkpoint never appeared (same dataset first: train_on aside)
     train_logs = sorted(
@@ -126,11 +121,11 @@ def _failure(root: Path, results: Path, dataset: str, method: str, variant: str,
     )
     for tl in train_logs:
         td = tl.parts[-4]
-        if not (results / td / method / variant / run / "checkpoint.pt").is_file():
+        if not (root / layout.checkpoint(td, method, variant, run)).is_file():
             out.update(
                 status="failed",
                 stage="train",
-                train_log=f"logs/train/{td}/{method}/{variant}/{run}.log",
+                train_log=layout.train_log(td, method, variant, run),
                 train_dataset=td,
                 error=_tail(tl),
             )
@@ -151,15 +146,19 @@ def _native(spec_ds: dict[str, Any], per_image: Path) -> str | None:
         return None
 
 
-def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame:
-    """One row per cell run: metric means and intervals, flags, provenance, commands, status and logs."""
+def read_cells(results: Path, expected: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per cell run: metric means and intervals, flags, provenance, commands, status and logs.
+
+    ``expected``: the config's cells (:meth:`llbench.workflow.Cell.record`); absent ones become ``missing``
+    rows (``failed`` when their log exists), with the kind and tiny flag the config gives them.
+    """
     results = Path(results)
     root = results.parent
     rows: list[dict[str, Any]] = []
     seen = set()
     for d in _cell_dirs(results):
         dataset, method, variant, run = d.parts[-4:]
-        cid = cell_path(dataset, method, variant, run)
+        cid = layout.cell_dir(dataset, method, variant, run)
         try:
             m = json.loads((d / "metrics.json").read_text())
         except (OSError, json.JSONDecodeError) as e:
@@ -181,7 +180,7 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
             "status": "ok",
             "stage": "",
             "kind": data.get("kind") or spec_ds.get("kind"),
-            "tiny": bool(dataset.startswith("tiny-") or "tiny" in spec_ds),
+            "tiny": "tiny" in spec_ds,
             "native_size": _native(spec_ds, d / "per_image.csv"),
             "train_dataset": cell.get("train_dataset"),
             "data_root": data.get("root") or spec_ds.get("root"),
@@ -189,7 +188,7 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
             "images": m.get("images"),
             "seconds_per_image": m.get("seconds_per_image"),
             "untrained_vgg": bool(flags.get("untrained_vgg", False)),
-            "flags": json.dumps(flags, sort_keys=True),
+            "flags": flags,
             "commit": (prov.get("git") or {}).get("commit"),
             "dirty": (prov.get("git") or {}).get("dirty"),
             "config_sha256": prov.get("config_sha256"),
@@ -197,14 +196,14 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
             "data_source": data.get("source"),
             "seed": prov.get("seed"),
             "device": " ".join(str(v) for v in (dev.get("type"), dev.get("name")) if v) or None,
-            "device_info": json.dumps(dev, sort_keys=True),
-            "packages": json.dumps(prov.get("packages") or {}, sort_keys=True),
+            "device_info": dev,
+            "packages": prov.get("packages") or {},
             "checkpoint": (m.get("checkpoint") or {}).get("path"),
             "checkpoint_format": (m.get("checkpoint") or {}).get("format"),
-            "secondary": ";".join((m.get("protocol") or {}).get("secondary", [])),
-            "not_applicable": ";".join(m.get("not_applicable") or []),
+            "secondary": list((m.get("protocol") or {}).get("secondary", [])),
+            "not_applicable": list(m.get("not_applicable") or []),
             "path": cid,
-            "eval_log": f"logs/evaluate/{dataset}/{method}/{variant}/{run}.log",
+            "eval_log": layout.eval_log(dataset, method, variant, run),
         }
         row["train_log"] = _train_log_for(row)
         tl = results / row["train_dataset"] / method / variant / run / "train_log.csv" if row["train_dataset"] else None
@@ -218,20 +217,22 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
     # cells that ran and failed (an evaluation log but no metrics.json, or a training log but no checkpoint),
     # then the config's missing ones
     candidates = [
-        cell_path(*p.relative_to(root / "logs" / "evaluate").with_suffix("").parts)
+        layout.cell_dir(*p.relative_to(root / "logs" / "evaluate").with_suffix("").parts)
         for p in sorted((root / "logs" / "evaluate").glob("*/*/*/*.log"))
     ]
     for p in sorted((root / "logs" / "train").glob("*/*/*/*.log")):
         rel = p.relative_to(root / "logs" / "train").with_suffix("")
         if not (results / rel / "checkpoint.pt").is_file():
-            candidates.append(cell_path(*rel.parts))
-    for cid in [*candidates, *(expected or [])]:
+            candidates.append(layout.cell_dir(*rel.parts))
+    known = {r["path"]: r for r in expected or []}
+    for cid in [*candidates, *known]:
         parts = Path(cid).parts[-4:]
         if cid in seen or len(parts) != 4 or not _RUN.fullmatch(parts[3]):
             continue
         seen.add(cid)
         dataset, method, variant, run = parts
         info = _failure(root, results, dataset, method, variant, run)
+        facts = {k: known[cid][k] for k in ("kind", "tiny") if cid in known}
         rows.append(
             {
                 "dataset": dataset,
@@ -239,7 +240,7 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
                 "variant": variant,
                 "run": run,
                 "path": cid,
-                "tiny": dataset.startswith("tiny-"),
+                **facts,
                 "untrained_vgg": False,
                 **info,
             }
@@ -247,16 +248,14 @@ def read_cells(results: Path, expected: list[str] | None = None) -> pd.DataFrame
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    df = df.assign(source=[source(m, r) for m, r in zip(df["method"], df["run"], strict=True)])
+    df = df.assign(source=[run_source(m, r) for m, r in zip(df["method"], df["run"], strict=True)])
     df["target"] = [f"{p}/metrics.json" for p in df["path"]]
-    ds_order = list(dict.fromkeys(Path(c).parts[-4] for c in expected or []))
-    return order(df, ds_order)
+    return order(df, list(known))
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """Metric names present in a cells/main table (every column with a ``_ci_low`` partner)."""
-    names = [c[: -len("_ci_low")] for c in df.columns if c.endswith("_ci_low")]
-    return [*[p for p in PRIMARY if p in names], *sorted(n for n in names if n not in PRIMARY)]
+    return order_columns(c[: -len("_ci_low")] for c in df.columns if c.endswith("_ci_low"))
 
 
 def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -317,7 +316,7 @@ def ablations(main: pd.DataFrame) -> pd.DataFrame:
         except KeyError:
             continue
         default = m.default_variant
-        base_rows = g[g["variant"].isin([default, "default"]) & (g["status"] != "missing") & (g["status"] != "failed")]
+        base_rows = g[(g["variant"] == default) & (g["status"] != "missing") & (g["status"] != "failed")]
         base = base_rows.iloc[0] if not base_rows.empty else None
         for _, r in g.iterrows():
             try:
@@ -330,7 +329,7 @@ def ablations(main: pd.DataFrame) -> pd.DataFrame:
                 "source": src,
                 "variant": r["variant"],
                 "default_variant": default,
-                "is_default": r["variant"] in (default, "default"),
+                "is_default": r["variant"] == default,
                 "default_present": base is not None,
                 "doc": doc,
                 "status": r["status"],
@@ -417,13 +416,13 @@ def read_train_logs(results: Path) -> pd.DataFrame:
     return df[[*KEYS, *[c for c in df.columns if c not in KEYS]]]
 
 
-def write_tables(results: Path, out: Path, cells: list[str] | None = None) -> dict[str, Path]:
+def write_tables(results: Path, out: Path, cells: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     """Write the tables (atomically) from whatever results exist; returns their paths.
 
     Args:
         results: the ``results`` folder (logs are read from ``<results>/../logs``).
         out: where the CSV files go.
-        cells: the cell folders the config expects (``results/<d>/<m>/<v>/<run>``); absent ones become
+        cells: the cells the config expects (:meth:`llbench.workflow.Cell.record`); absent ones become
             ``missing`` rows (or ``failed`` when their log exists).
     """
     from llbench.runtime import atomic_write_text
@@ -443,12 +442,33 @@ def write_tables(results: Path, out: Path, cells: list[str] | None = None) -> di
     paths = {}
     for name, df in tables.items():
         paths[name] = out / f"{name}.csv"
-        atomic_write_text(paths[name], df.to_csv(index=False))
+        flat = df.drop(columns=[c for c in NESTED if c in df]) if name == "cells" else df
+        atomic_write_text(paths[name], flat.to_csv(index=False))
+    paths["records"] = out / RECORDS
+    records = per_cell.astype(object).where(per_cell.notna(), None).to_dict("records")
+    atomic_write_text(paths["records"], "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return paths
 
 
-def expected_cells(configfile: Path | str | list[Path | str]) -> list[str]:
-    """The cell folders a config (one file or several, merged in order) expects, for ``llbench tables``."""
+def read_table(tables: Path, name: str) -> pd.DataFrame:
+    """One table as ``write_tables`` wrote it (empty when absent): booleans are booleans, ids and runs text."""
+    try:
+        return pd.read_csv(Path(tables) / f"{name}.csv", dtype={"run": str, "seeds": str, "id": str})
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
+
+
+def read_records(tables: Path) -> pd.DataFrame:
+    """The cells with their provenance from ``cells.jsonl``: the types as written, nested fields as dicts and lists."""
+    path = Path(tables) / RECORDS
+    if not path.is_file():
+        return pd.DataFrame()
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+def expected_cells(configfile: Path | str | list[Path | str]) -> list[dict[str, Any]]:
+    """The cells a config (one file or several, merged in order) expects, as :meth:`Cell.record` records."""
     from llbench import workflow
 
-    return [c.dir for c in workflow.cells(workflow.load(configfile))]
+    return [c.record() for c in workflow.cells(workflow.load(configfile))]

@@ -82,7 +82,7 @@ def train(spec: dict[str, Any], out: Path, stamp: Path | None = None) -> Path:
     ds = spec["dataset"]
     if "train" not in ds:
         raise ValueError(f"dataset {ds['name']!r} has no train split; cannot train {method.name}")
-    cfg = method.train_config(variant, ds["name"], **spec.get("train", {}))
+    cfg = method.train_config(variant, ds.get("recipe"), **spec.get("train", {}))
     iterations = int(cfg["iterations"])
     batch = int(cfg["batch_size"])
     if iterations < 1 or batch < 1:

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from llbench import layout
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -74,12 +76,15 @@ def check_schema(config: dict) -> None:
 
 
 def validate(config: dict) -> dict:
-    """Check ``config`` against the schema and the registry; returns it with defaults filled in."""
+    """Check ``config`` against the schema and the registry; returns it with defaults filled in and every
+    cell's identity resolved: ``variants: all`` expanded from the registry, the ``default`` alias replaced
+    by the method's default variant, ``train:``/``infer:`` keys checked against what the method accepts."""
     import methods
 
     check_schema(config)
     cfg = _fill_defaults(config, _schema())
     datasets = cfg["datasets"]
+    recipes = sorted({r for name in methods.names() for r in methods.get(name).recipes})
     for name, ds in datasets.items():
         if "train_on" in ds:
             other = ds["train_on"]
@@ -89,38 +94,52 @@ def validate(config: dict) -> dict:
                 )
             if "train" not in datasets[other]:
                 raise ConfigError(f"config.datasets.{name}.train_on = {other!r} has no train split")
+        if "recipe" in ds and ds["recipe"] not in recipes:
+            raise ConfigError(
+                f"config.datasets.{name}.recipe = {ds['recipe']!r} is no method's official recipe; "
+                f"allowed: {', '.join(recipes)}"
+            )
 
-    def check_method(
-        where: str, name: str, variants: list[str], ds_names: list[str], trained: bool, variant_key: str
-    ) -> None:
+    def check_method(where: str, entry: dict, variant_key: str, trained: bool) -> None:
         try:
-            method = methods.get(name)
+            method = methods.get(entry["method"])
         except KeyError as e:
             raise ConfigError(f"{where}.method: {e.args[0]}") from None
-        allowed = list(dict.fromkeys(["default", *method.variants]))
-        for v in variants:
-            if v not in allowed:
-                raise ConfigError(
-                    f"{where}.{variant_key}: unknown variant {v!r} of {name}; allowed: {', '.join(allowed)}"
-                )
-        for d in ds_names:
+        given = entry[variant_key]
+        if given == "all":
+            given = list(method.variants)
+        resolved = []
+        for v in [given] if isinstance(given, str) else given:
+            try:
+                resolved.append(method.variant_name(v))
+            except KeyError as e:
+                raise ConfigError(f"{where}.{variant_key}: {e.args[0]}") from None
+        entry[variant_key] = resolved[0] if variant_key == "variant" else list(dict.fromkeys(resolved))
+        for d in entry["datasets"]:
             if d not in datasets:
                 raise ConfigError(f"{where}.datasets: unknown dataset {d!r}; allowed: {', '.join(datasets)}")
             kind = datasets[d]["kind"]
             if kind not in method.dataset_kinds:
                 raise ConfigError(
-                    f"{where}.datasets: {name} cannot be evaluated on {d!r} (kind {kind}); "
+                    f"{where}.datasets: {method.name} cannot be evaluated on {d!r} (kind {kind}); "
                     f"allowed kinds: {', '.join(method.dataset_kinds)}"
                 )
-            if trained and method.train_data != "none" and "train" not in datasets[d] and "train_on" not in datasets[d]:
-                raise ConfigError(f"{where}.datasets: {d!r} has no train split and no train_on; {name} needs training")
+            if trained and method.trained and "train" not in datasets[d] and "train_on" not in datasets[d]:
+                raise ConfigError(
+                    f"{where}.datasets: {d!r} has no train split and no train_on; {method.name} needs training"
+                )
+        allowed = {"train": method.train_keys() if method.trained else [], "infer": sorted(method.infer_defaults)}
+        for section, keys in allowed.items():
+            for key in entry.get(section, {}):
+                if key not in keys:
+                    raise ConfigError(
+                        f"{where}.{section}.{key}: not an option of {method.name}; allowed: {', '.join(keys) or 'none'}"
+                    )
 
     for i, exp in enumerate(cfg["experiments"]):
-        where = f"config.experiments[{i}]"
-        check_method(where, exp["method"], exp["variants"], exp["datasets"], trained=True, variant_key="variants")
+        check_method(f"config.experiments[{i}]", exp, "variants", trained=True)
     for key, pre in cfg["pretrained"].items():
-        where = f"config.pretrained.{key}"
-        check_method(where, pre["method"], [pre["variant"]], pre["datasets"], trained=False, variant_key="variant")
+        check_method(f"config.pretrained.{key}", pre, "variant", trained=False)
     return cfg
 
 
@@ -176,16 +195,30 @@ class Cell:
     infer: dict = field(default_factory=dict, hash=False, compare=False)
     checkpoint: str | None = None  # external checkpoint (pretrained cells)
     checkpoint_sha256: str | None = None  # its expected sha256 (config pretrained.<name>.sha256), checked
+    kind: str = ""  # the dataset's kind (llbench.vocabulary.KINDS)
+    tiny: bool = False  # the dataset is generated smoke-test data (config key `tiny`)
 
     @property
     def dir(self) -> str:
-        return f"results/{self.dataset}/{self.method}/{self.variant}/{self.run}"
+        return layout.cell_dir(self.dataset, self.method, self.variant, self.run)
 
     @property
     def train_dir(self) -> str | None:
+        """The cell folder of the training run whose checkpoint this cell evaluates (None: no training here)."""
         if self.train_dataset is None:
             return None
-        return f"results/{self.train_dataset}/{self.method}/{self.variant}/{self.run}"
+        return layout.cell_dir(self.train_dataset, self.method, self.variant, self.run)
+
+    def record(self) -> dict:
+        """What the tables know of a cell before it runs (a missing or failed cell still gets a kind and a task)."""
+        return {"path": self.dir, "kind": self.kind, "tiny": self.tiny, "train_dataset": self.train_dataset}
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        """The checkpoint evaluated: the external one, the training run's, or None (a baseline)."""
+        if self.checkpoint is not None:
+            return self.checkpoint
+        return layout.checkpoint(self.train_dataset, self.method, self.variant, self.run) if self.train_dir else None
 
 
 def cells(cfg: dict) -> list[Cell]:
@@ -197,11 +230,22 @@ def cells(cfg: dict) -> list[Cell]:
         method = methods.get(exp["method"])
         for d in exp["datasets"]:
             ds = cfg["datasets"][d]
-            train_ds = None if method.train_data == "none" else ds.get("train_on", d)
+            train_ds = ds.get("train_on", d) if method.trained else None
             for v in exp["variants"]:
                 for s in exp["seeds"]:
                     out.append(
-                        Cell(d, exp["method"], v, f"seed{s}", s, train_ds, dict(exp["train"]), dict(exp["infer"]))
+                        Cell(
+                            d,
+                            exp["method"],
+                            v,
+                            f"seed{s}",
+                            s,
+                            train_ds,
+                            dict(exp["train"]),
+                            dict(exp["infer"]),
+                            kind=ds["kind"],
+                            tiny="tiny" in ds,
+                        )
                     )
     for key, pre in cfg["pretrained"].items():
         for d in pre["datasets"]:
@@ -217,6 +261,8 @@ def cells(cfg: dict) -> list[Cell]:
                     dict(pre["infer"]),
                     pre["checkpoint"],
                     pre.get("sha256"),
+                    kind=cfg["datasets"][d]["kind"],
+                    tiny="tiny" in cfg["datasets"][d],
                 )
             )
     return out

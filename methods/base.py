@@ -24,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-TASKS = ("enhance", "denoise", "raw")
-#: task -> dataset kinds (DESIGN.md ▶ Datasets) a method of that task is evaluated on
-TASK_KINDS = {"enhance": ("paired", "unpaired"), "denoise": ("denoise",), "raw": ("raw",)}
-#: What a method reads for training: low images only, aligned pairs, two unpaired sets, noisy only, raw pairs.
-TRAIN_DATA = ("low", "paired", "unpaired", "noisy", "raw", "none")
+from llbench.vocabulary import TASKS, TRAIN_DATA, Metric, task_kinds
+
+#: training-loop keys every method's recipe may set (read by ``llbench.train``, not by the Trainer)
+ENGINE_KEYS = ("iterations", "batch_size", "crop", "augment", "checkpoint_every", "epoch_size", "log_every")
 #: PSNR of identical images (MSE 0) and upper bound of every PSNR column, so that every metric is averaged
 #: over the same images: the common "return 100" convention (e.g. BasicSR's SSIM/PSNR forks, MIRNet, LLFlow)
 PSNR_CAP_DB = 100.0
@@ -103,14 +102,17 @@ class Method:
 
     Attributes:
         name: registry key (``sci``, ``snr_aware``, ...).
-        task: one of :data:`TASKS`.
-        train_data: one of :data:`TRAIN_DATA`.
+        task: one of :data:`llbench.vocabulary.TASKS`.
+        train_data: one of :data:`llbench.vocabulary.TRAIN_DATA` (``none``: a baseline that is never trained).
         variants: variant name -> :class:`Variant`; must contain ``default_variant``.
         train_defaults: the paper's / official code's training recipe. Keys used by the engine:
             ``iterations``, ``batch_size``, ``crop`` (int, or None for full images), ``augment``
             (tuple of ``hflip``/``vflip``/``rot90``/``transpose``), ``checkpoint_every``; everything
             else is for the method's :class:`Trainer`.
-        dataset_defaults: dataset name prefix -> overrides of ``train_defaults`` (official per-dataset configs).
+        recipes: recipe name -> overrides of ``train_defaults`` (the official per-dataset configs); a dataset
+            selects one with its config key ``recipe``.
+        infer_defaults: inference options and their defaults (a variant's or the config's ``infer`` overrides).
+        extra_columns: the metric columns :meth:`extra_metrics` returns (the method's own published protocol).
         pad_multiple: inference pads (reflect) H and W up to a multiple of this and crops back.
         paper, origin_url, license: provenance shown in the report.
     """
@@ -121,7 +123,9 @@ class Method:
     default_variant: ClassVar[str] = "default"
     variants: ClassVar[dict[str, Variant]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {}
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    recipes: ClassVar[dict[str, dict[str, Any]]] = {}
+    infer_defaults: ClassVar[dict[str, Any]] = {}
+    extra_columns: ClassVar[dict[str, Metric]] = {}
     pad_multiple: ClassVar[int] = 1
     paper: ClassVar[str] = ""
     origin_url: ClassVar[str] = ""
@@ -130,19 +134,40 @@ class Method:
     @property
     def dataset_kinds(self) -> tuple[str, ...]:
         """Dataset kinds this method can be evaluated on."""
-        return TASK_KINDS[self.task]
+        return task_kinds(self.task)
+
+    @property
+    def trained(self) -> bool:
+        """False for a baseline evaluated without training (``train_data = "none"``, e.g. ``input``)."""
+        return self.train_data != "none"
+
+    def check(self) -> None:
+        """Raise ``ValueError`` when the class attributes break the contract (called by :func:`methods.register`)."""
+        if self.task not in TASKS:
+            raise ValueError(f"method {self.name!r}: task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.train_data not in TRAIN_DATA:
+            raise ValueError(f"method {self.name!r}: train_data {self.train_data!r} not one of {', '.join(TRAIN_DATA)}")
+        if self.default_variant not in self.variants:
+            raise ValueError(f"method {self.name!r}: default variant {self.default_variant!r} not in its variants")
+        if "default" in self.variants and self.default_variant != "default":
+            raise ValueError(f"method {self.name!r}: a variant named 'default' must be the default variant")
 
     # ---- building -------------------------------------------------------------------------
     def network(self, **kwargs: Any) -> nn.Module:
         """Construct the inference network from keyword arguments (a variant's ``build`` dict)."""
         raise NotImplementedError
 
-    def variant(self, name: str | None = None) -> Variant:
-        """The :class:`Variant` called ``name`` (``None`` or ``"default"``: the default variant)."""
+    def variant_name(self, name: str | None = None) -> str:
+        """The canonical name of variant ``name``: ``None`` and ``"default"`` mean the default variant."""
         name = self.default_variant if name in (None, "default") else name
         if name not in self.variants:
-            raise KeyError(f"unknown variant {name!r} of method {self.name!r}; allowed: {sorted(self.variants)}")
-        return self.variants[name]
+            allowed = ", ".join(dict.fromkeys(["default", *self.variants]))
+            raise KeyError(f"unknown variant {name!r} of {self.name}; allowed: {allowed}")
+        return name
+
+    def variant(self, name: str | None = None) -> Variant:
+        """The :class:`Variant` called ``name`` (``None`` or ``"default"``: the default variant)."""
+        return self.variants[self.variant_name(name)]
 
     def build(self, variant: str | None = None, **overrides: Any) -> nn.Module:
         """The inference network of ``variant`` with ``overrides`` of its build arguments."""
@@ -151,15 +176,23 @@ class Method:
         return self.network(**kwargs)
 
     # ---- training -------------------------------------------------------------------------
-    def train_config(self, variant: str | None = None, dataset: str = "", **overrides: Any) -> dict[str, Any]:
-        """Training recipe: method defaults < per-dataset official config < variant < experiment overrides."""
+    def train_config(self, variant: str | None = None, recipe: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """Training recipe: method defaults < official per-dataset ``recipe`` < variant < experiment overrides.
+
+        A recipe this method has no entry for leaves its defaults (its official code has one config).
+        """
         cfg = copy.deepcopy(self.train_defaults)
-        for prefix, values in self.dataset_defaults.items():
-            if dataset == prefix or dataset.startswith(prefix + "-") or dataset.startswith("tiny-" + prefix):
-                cfg.update(copy.deepcopy(values))
+        cfg.update(copy.deepcopy(self.recipes.get(recipe or "", {})))
         cfg.update(self.variant(variant).train)
         cfg.update(overrides)
         return cfg
+
+    def train_keys(self) -> list[str]:
+        """Every key an experiment's ``train:`` may set: the engine's, the recipes' and the variants'."""
+        keys = {*ENGINE_KEYS, *self.train_defaults}
+        for values in [*self.recipes.values(), *(v.train for v in self.variants.values())]:
+            keys.update(values)
+        return sorted(keys)
 
     def trainer(self, model: nn.Module, cfg: Mapping[str, Any], device: torch.device) -> Trainer:
         """The :class:`Trainer` that optimises ``model`` with recipe ``cfg``."""
@@ -167,11 +200,21 @@ class Method:
 
     # ---- inference ------------------------------------------------------------------------
     def infer_config(self, variant: str | None = None) -> dict[str, Any]:
+        """The variant's inference options (over :attr:`infer_defaults`, which :meth:`infer` applies)."""
         return dict(self.variant(variant).infer)
+
+    def infer_options(self, **opts: Any) -> dict[str, Any]:
+        """:attr:`infer_defaults` merged with ``opts``; an unknown key raises ``KeyError`` naming the allowed ones."""
+        unknown = sorted(set(opts) - set(self.infer_defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.infer_defaults)) or "none"
+            raise KeyError(f"unknown inference option(s) {unknown} for {self.name!r}; allowed: {allowed}")
+        return {**self.infer_defaults, **opts}
 
     @torch.no_grad()
     def infer(self, model: nn.Module, x: torch.Tensor, **opts: Any) -> torch.Tensor:
         """Enhance a batch at native resolution: reflect-pad to ``pad_multiple``, run, crop back, clamp."""
+        self.infer_options(**opts)
         return pad_and_run(model, x, self.pad_multiple).clamp(0, 1)
 
     def example_input(self, height: int, width: int) -> torch.Tensor:
@@ -187,7 +230,7 @@ class Method:
             x: the input batch (1, C, h, w) in [0, 1]; target: (1, 3, H, W) in [0, 1], 8-bit values;
             output: what :meth:`infer` returned for ``x`` (protocols that only re-score it need no rerun).
         Returns:
-            labelled values, e.g. ``{"psnr_paper": 21.3}``; keys must start with the metric name.
+            labelled values, e.g. ``{"psnr_paper": 21.3}``; every key must be one of :attr:`extra_columns`.
         """
         return {}
 

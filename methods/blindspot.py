@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llbench.vocabulary import Metric
 from methods.base import Method, Trainer, cap_psnr
 
 # --------------------------------------------------------------------------------------------
@@ -532,6 +533,22 @@ class BlindSpotMethod(Method):
         "tile": 512,
         "overlap": 64,
     }
+    extra_columns: ClassVar[dict[str, Metric]] = {
+        "psnr_skimage": Metric(
+            "psnr_skimage",
+            "PSNR, skimage protocol (dB)",
+            True,
+            2,
+            "AP-BSN / LG-BPN's protocol: +0.5 floor, scikit-image PSNR",
+        ),
+        "ssim_skimage": Metric(
+            "ssim_skimage",
+            "SSIM, skimage protocol",
+            True,
+            4,
+            "AP-BSN / LG-BPN's protocol: scikit-image SSIM, 7x7 uniform window",
+        ),
+    }
     forward_opts: ClassVar[tuple[str, ...]] = ()  # infer options passed through to ``model.forward``
 
     def __init__(self) -> None:
@@ -539,15 +556,6 @@ class BlindSpotMethod(Method):
 
     def trainer(self, model: nn.Module, cfg: Mapping[str, Any], device: torch.device) -> Trainer:
         return SelfL1Trainer(model, cfg, device)
-
-    def infer_options(self, **opts: Any) -> dict[str, Any]:
-        """Defaults merged with ``opts``; an unknown key raises ``KeyError``."""
-        unknown = sorted(set(opts) - set(self.infer_defaults))
-        if unknown:
-            raise KeyError(
-                f"unknown inference option(s) {unknown} for {self.name!r}; allowed: {sorted(self.infer_defaults)}"
-            )
-        return {**self.infer_defaults, **opts}
 
     @torch.no_grad()
     def infer(self, model: nn.Module, x: torch.Tensor, **opts: Any) -> torch.Tensor:

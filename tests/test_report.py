@@ -336,7 +336,7 @@ def test_partial_report_from_empty_tables(tmp_path):
 
 def test_template_structure():
     """Pin the small templates and their hooks (house style: one env, autoescape, blocks)."""
-    env = report._env()
+    env = report.environment()
     assert env.autoescape("index.html") is True
     src = {p.name: p.read_text() for p in report.TEMPLATES.glob("*.html")}
     assert set(src) == {

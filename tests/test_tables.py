@@ -72,6 +72,7 @@ def write_cell(
         "root": data_root or f"resources/{dataset}",
         "test": "test",
         "native_size": list(SIZE),
+        **({"tiny": dataset.removeprefix("tiny-")} if dataset.startswith("tiny-") else {}),  # as the smoke config
     }
     m = {
         "cell": {"dataset": dataset, "method": method, "variant": variant, "run": run, "train_dataset": train_dataset},
@@ -155,8 +156,8 @@ def write_log(root: Path, stage: str, cell: str, text: str) -> None:
 XSS = "<script>window.pwned=1</script>"
 
 
-def build_results(root: Path) -> list[str]:
-    """The shared fixture tree; returns the cells the (imaginary) config expects."""
+def build_results(root: Path) -> list[dict]:
+    """The shared fixture tree; returns the cells the (imaginary) config expects (Cell.record)."""
     lol = write_dataset(root, "resources/tiny/lol")
     sidd = write_dataset(root, "resources/tiny/sidd", "denoise")
     niqe_na = None  # NIQE undefined on these small images: never 0
@@ -245,10 +246,14 @@ def build_results(root: Path) -> list[str]:
     write_profile(root, "sci", "stage1", 258, 31850496, 1.5)
     write_profile(root, "enlightengan", "default", 8636675, 3.29e10, 180.0)
     write_profile(root, "lgbpn", "default", 6162719, 6.5e11, 4000.0)
-    return [f"results/tiny-lol/sci/{v}/seed0" for v in ("stage1", "stage2", "stage3", "no_calibration")] + [
+    paths = [f"results/tiny-lol/sci/{v}/seed0" for v in ("stage1", "stage2", "stage3", "no_calibration")] + [
         "results/tiny-lol/sci/stage3/seed1",
         "results/tiny-lsrw/sci/stage3/seed0",
         "results/tiny-lol/input/default/seed0",
+    ]
+    return [
+        {"path": p, "kind": "paired", "tiny": True, "train_dataset": None if "/input/" in p else p.split("/")[1]}
+        for p in paths
     ]
 
 
@@ -257,7 +262,7 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("tables")
     expected = build_results(root)
     paths = tables.write_tables(root / "results", root / "results" / "tables", cells=expected)
-    return root, {k: pd.read_csv(p, dtype={"run": str}) for k, p in paths.items()}
+    return root, {k: tables.read_table(root / "results" / "tables", k) for k in paths if k != "records"}
 
 
 def _row(df: pd.DataFrame, **kw) -> pd.Series:
@@ -278,6 +283,21 @@ def test_write_tables_writes_every_table(tree):
     assert t["cells"]["status"].value_counts().to_dict() == {"ok": 9, "failed": 2, "missing": 1}
     assert len(t["per_image"]) == 9 * 3
     assert len(t["train_log"]) == 3 * 20  # three trained cells with a train_log.csv
+
+
+def test_cell_records_keep_provenance_typed(tree):
+    root, t = tree
+    records = tables.read_records(root / "results" / "tables")
+    assert list(records["path"]) == list(t["cells"]["path"])  # the same cells, the same order
+    egan = records[records["method"] == "enlightengan"].iloc[0]
+    assert egan["flags"] == {"untrained_vgg": True} and records["untrained_vgg"].dtype == bool
+    assert isinstance(egan["packages"], dict) and isinstance(egan["device_info"], dict)
+    assert set(records["tiny"][records["dataset"].str.startswith("tiny-")]) == {True}
+    assert records[records["dataset"] == "lol"]["tiny"].tolist() == [False, False]
+    sidd = records[records["method"] == "lgbpn"].iloc[0]
+    assert sidd["secondary"] == ["psnr_skimage"] and sidd["not_applicable"] == ["niqe"]
+    assert not set(tables.NESTED) & set(t["cells"].columns)  # cells.csv is flat: no JSON inside CSV
+    assert t["main"]["tiny"].dtype == bool  # booleans read back as booleans
 
 
 def test_failed_and_missing_cells_name_their_logs(tree):
@@ -336,7 +356,7 @@ def test_sources_and_flags(tree):
     assert not main.loc[main["method"] != "enlightengan", "untrained_vgg"].astype(bool).any()
 
 
-def test_order_input_first_then_registry_then_default_variant(tree):
+def test_order_input_first_then_config_order_then_default_variant(tree):
     _, t = tree
     main = t["main"]
     lol = main[main["dataset"] == "tiny-lol"]
@@ -378,11 +398,18 @@ def test_profiles_table(tree):
 def test_empty_results_give_empty_tables(tmp_path):
     paths = tables.write_tables(tmp_path / "results", tmp_path / "results" / "tables")
     assert pd.read_csv(paths["main"]).empty
-    cells = tables.read_cells(tmp_path / "results", ["results/tiny-lol/sci/stage3/seed0"])
+    expected = [{"path": "results/tiny-lol/sci/stage3/seed0", "kind": "paired", "tiny": True, "train_dataset": None}]
+    cells = tables.read_cells(tmp_path / "results", expected)
     assert list(cells["status"]) == ["missing"]
+    assert (cells["kind"][0], cells["tiny"][0]) == ("paired", True)  # the config's facts, though nothing ran
 
 
 def test_expected_cells_from_the_smoke_config():
-    cells = tables.expected_cells(REPO / "config" / "smoke.yaml")
-    assert "results/tiny-lol/sci/stage3/seed0" in cells
-    assert "results/tiny-sidd/input/default/seed0" in cells
+    cells = {c["path"]: c for c in tables.expected_cells(REPO / "config" / "smoke.yaml")}
+    assert cells["results/tiny-lol/sci/stage3/seed0"] == {
+        "path": "results/tiny-lol/sci/stage3/seed0",
+        "kind": "paired",
+        "tiny": True,
+        "train_dataset": "tiny-lol",
+    }
+    assert cells["results/tiny-sidd/input/default/seed0"]["train_dataset"] is None

@@ -48,6 +48,20 @@ def test_smoke_covers_every_method_of_the_full_config():
             lambda c: c["experiments"][1].update(datasets=["tiny-sidd"]),
             r"sci cannot be evaluated on 'tiny-sidd' \(kind denoise\)",
         ),
+        (
+            lambda c: c["experiments"][1]["train"].update(iteration=5),
+            r"experiments\[1\]\.train\.iteration: not an option of sci; allowed: .*iterations",
+        ),
+        (
+            lambda c: c["experiments"][5].update(infer={"r3t": 1}),
+            r"experiments\[5\]\.infer\.r3t: not an option of apbsn; allowed: .*r3_t",
+        ),
+        (
+            lambda c: c["experiments"][0].update(train={"iterations": 3}),
+            r"experiments\[0\]\.train\.iterations: not an option of input; allowed: none",
+        ),
+        (lambda c: c["datasets"]["tiny-lol"].update(recipe="lolv3"), r"recipe = 'lolv3' .*allowed: lol, "),
+        (lambda c: c["experiments"][1].update(variants="some"), r"variants = \"some\""),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(edit, message):
@@ -65,7 +79,22 @@ def test_cells_and_paths():
     assert len(sci) == 8 and {c.variant for c in sci} == {"stage1", "stage2", "stage3", "no_calibration"}
     c = workflow.find_cell(cfg, "tiny-lol", "sci", "stage3", "seed0")
     assert c.dir == "results/tiny-lol/sci/stage3/seed0" and c.train_dir == c.dir
-    assert all(c.train_dataset is None for c in cells if c.method == "input")
+    assert c.checkpoint_path == "results/tiny-lol/sci/stage3/seed0/checkpoint.pt"
+    assert all(c.train_dataset is None and c.checkpoint_path is None for c in cells if c.method == "input")
+
+
+def test_variants_all_and_the_default_alias_resolve_at_validation():
+    import methods
+
+    cfg = smoke()
+    cfg["experiments"] = [{"method": "sci", "datasets": ["tiny-lol"], "variants": ["default", "stage3", "stage1"]}]
+    cfg["pretrained"] = {"x": {"method": "sci", "checkpoint": "w.pt", "datasets": ["tiny-lol"]}}
+    cells = workflow.cells(workflow.validate(cfg))
+    assert [(c.variant, c.run) for c in cells] == [("stage3", "seed0"), ("stage1", "seed0"), ("stage3", "pretrained-x")]
+    full = workflow.load(REPO / "config" / "smoke.yaml")
+    for exp in full["experiments"]:
+        if exp["method"] != "input":  # the shipped configs mean every variant: `variants: all`
+            assert exp["variants"] == list(methods.get(exp["method"]).variants)
 
 
 def dry_run_counts(configfile: str, workdir: Path) -> dict[str, int]:

@@ -18,23 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from llbench.data import sidd
 from llbench.data.images import IMAGE_SUFFIXES, DatasetError, image_size, read_image, to_tensor
-
-#: dataset kind -> (input folder, target folder or None) inside ``<root>/<split>/``
-KINDS: dict[str, tuple[str, str | None]] = {
-    "paired": ("low", "high"),
-    "unpaired": ("low", None),
-    "denoise": ("noisy", "clean"),
-    "raw": ("Sony/short", "Sony/long"),
-}
-#: the method's ``train_data`` -> dataset kinds it can train on
-TRAINABLE: dict[str, tuple[str, ...]] = {
-    "low": ("paired", "unpaired"),
-    "paired": ("paired",),
-    "unpaired": ("paired", "unpaired"),
-    "noisy": ("denoise",),
-    "raw": ("raw",),
-    "none": ("paired", "unpaired", "denoise", "raw"),
-}
+from llbench.vocabulary import KINDS, TRAIN_DATA
 
 
 @dataclass(frozen=True)
@@ -70,7 +54,7 @@ def list_items(root: Path | str, split: str, kind: str, *, targets: bool = True,
     """
     if kind not in KINDS or kind == "raw":
         raise ValueError(f"list_items: unsupported dataset kind {kind!r}; allowed: paired, unpaired, denoise")
-    in_dir, tgt_dir = KINDS[kind]
+    in_dir, tgt_dir = KINDS[kind].input_dir, KINDS[kind].target_dir
     base = Path(root) / split
     inputs = _images(base / in_dir)
     if not (targets and tgt_dir):
@@ -120,7 +104,7 @@ class EvalSet(Dataset):
             self.items = None
         else:
             self._raw = None
-            self.items = list_items(root, split, kind, targets=KINDS[kind][1] is not None)
+            self.items = list_items(root, split, kind, targets=KINDS[kind].target_dir is not None)
 
     def __len__(self) -> int:
         return len(self._raw) if self._raw is not None else len(self.items)
@@ -178,10 +162,10 @@ class TrainSet(Dataset):
     """
 
     def __init__(self, root: Path | str, split: str, kind: str, train_data: str, cfg: Mapping[str, Any], seed: int):
-        if kind not in TRAINABLE.get(train_data, ()):
+        if kind not in TRAIN_DATA.get(train_data, ()):
             raise ValueError(
                 f"a method trained on {train_data!r} data cannot train on a {kind!r} dataset "
-                f"({root}); allowed kinds: {TRAINABLE.get(train_data)}"
+                f"({root}); allowed kinds: {TRAIN_DATA.get(train_data)}"
             )
         self.train_data, self.seed = train_data, seed
         self.crop = cfg.get("crop")
@@ -200,7 +184,7 @@ class TrainSet(Dataset):
             self.refs = None
             if train_data == "unpaired":
                 # the split's normal-light images, read as a second, unpaired set (EnlightenGAN's trainB)
-                self.refs = list(_images(Path(root) / split / (KINDS[kind][1] or "high")).values())
+                self.refs = list(_images(Path(root) / split / (KINDS[kind].target_dir or "high")).values())
 
     def __len__(self) -> int:
         return self.n

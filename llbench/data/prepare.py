@@ -72,7 +72,7 @@ from llbench.data.sidd import SIDD_VAL_FILES, SIDD_VAL_SHAPE, read_mat_array
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["paired", "denoise", "raw"]
+Kind = str  # a dataset kind (llbench.vocabulary.KINDS) that has a planner here (_PLANNERS)
 PathLike = str | os.PathLike
 
 INFO = "DATASET.json"  # what was prepared: name, kind, counts found, official counts, strict_counts

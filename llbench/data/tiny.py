@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from llbench.data.manifest import write_manifest
+from llbench.vocabulary import KINDS
 
 # (photograph, (y0, y1, x0, x1)) regions; train and test regions never overlap.
 TRAIN_REGIONS = [("astronaut", (0, 300, 0, 512)), ("coffee", (0, 400, 0, 600)), ("rocket", (0, 230, 0, 640))]
@@ -104,12 +105,13 @@ def _write(path: Path, arr: np.ndarray) -> None:
 
 def _paired(root: Path, seed: int, exposure, gamma, full_well, read, n_train=6, train_size=(160, 160)) -> None:
     rng = np.random.default_rng(seed)
+    low, high = KINDS["paired"].input_dir, KINDS["paired"].target_dir
     for i, img in enumerate(_crops(TRAIN_REGIONS, n_train, train_size, rng)):
-        _write(root / "train" / "high" / f"{i:03d}.png", img)
-        _write(root / "train" / "low" / f"{i:03d}.png", low_light(img, rng, exposure, gamma, full_well, read))
+        _write(root / "train" / high / f"{i:03d}.png", img)
+        _write(root / "train" / low / f"{i:03d}.png", low_light(img, rng, exposure, gamma, full_well, read))
     for i, img in enumerate(_test_images((192, 256))):
-        _write(root / "test" / "high" / f"{i:03d}.png", img)
-        _write(root / "test" / "low" / f"{i:03d}.png", low_light(img, rng, exposure, gamma, full_well, read))
+        _write(root / "test" / high / f"{i:03d}.png", img)
+        _write(root / "test" / low / f"{i:03d}.png", low_light(img, rng, exposure, gamma, full_well, read))
 
 
 def make_lol(root: Path, seed: int = 0) -> None:
@@ -131,21 +133,23 @@ def make_sidd(root: Path, seed: int = 2) -> None:
         fw = rng.uniform(150.0, 400.0)
         return to_u8(linear_to_srgb(lin)), to_u8(linear_to_srgb(_mosaic_noise(lin, rng, fw, 0.004)))
 
+    noisy_dir, clean_dir = KINDS["denoise"].input_dir, KINDS["denoise"].target_dir
     for i, img in enumerate(_crops(TRAIN_REGIONS, 4, (160, 160), rng)):
         clean, noisy = pair(img)
-        _write(root / "train" / "clean" / f"{i:03d}.png", clean)
-        _write(root / "train" / "noisy" / f"{i:03d}.png", noisy)
+        _write(root / "train" / clean_dir / f"{i:03d}.png", clean)
+        _write(root / "train" / noisy_dir / f"{i:03d}.png", noisy)
     for i, img in enumerate(_test_images((192, 192))[:2]):
         clean, noisy = pair(img)
-        _write(root / "test" / "clean" / f"{i:03d}.png", clean)
-        _write(root / "test" / "noisy" / f"{i:03d}.png", noisy)
+        _write(root / "test" / clean_dir / f"{i:03d}.png", clean)
+        _write(root / "test" / noisy_dir / f"{i:03d}.png", noisy)
 
 
 def make_unpaired(root: Path, seed: int = 3) -> None:
     """Low-light test images without targets (NIQE-only protocol, like DICM/LIME/NPE)."""
     rng = np.random.default_rng(seed)
     for i, img in enumerate(_test_images((192, 256))[:2]):
-        _write(root / "test" / "low" / f"{i:03d}.png", low_light(img, rng, (0.05, 0.1), (1.0, 1.1), 1500.0, 0.003))
+        low = low_light(img, rng, (0.05, 0.1), (1.0, 1.1), 1500.0, 0.003)
+        _write(root / "test" / KINDS["unpaired"].input_dir / f"{i:03d}.png", low)
 
 
 def make_sid(root: Path, seed: int = 4) -> None:

@@ -176,7 +176,9 @@ class ALENMethod(Method):
         "checkpoint_every": 50 * SID_TRAIN_SCENES,  # ALEN:main.py saves state_final.pth every 50 epochs
     }
     # an official epoch visits each training scene once, whatever the number of _00_ frames per scene
-    dataset_defaults = {"sid": {"epoch_size": SID_TRAIN_SCENES}}
+    recipes = {"sid": {"epoch_size": SID_TRAIN_SCENES}}
+    #: packed pixels: tile 512 = the training patch (None = whole frame, as the official test), overlap 64
+    infer_defaults = {"tile": 512, "overlap": 64}
     pad_multiple = 8
     paper = "Zhang et al., Attention-based network for low-light image enhancement, ICME 2020"
     origin_url = "https://github.com/Justones/ALEN"
@@ -196,12 +198,10 @@ class ALENMethod(Method):
         official test), ``overlap`` (packed pixels, default 64). Tiles are padded to a multiple of 8 and
         at least 64 pixels.
         """
-        unknown = set(opts) - {"tile", "overlap"}
-        if unknown:
-            raise KeyError(f"unknown ALEN infer options {sorted(unknown)}; allowed: ['overlap', 'tile']")
+        opts = self.infer_options(**opts)
         if x.ndim != 4 or x.shape[1] != 4:
             raise ValueError(f"ALEN expects packed raw (B, 4, h, w), got {tuple(x.shape)}")
-        tile, overlap = opts.get("tile", 512), int(opts.get("overlap", 64))
+        tile, overlap = opts["tile"], int(opts["overlap"])
         min_size, multiple = getattr(model, "min_size", 64), getattr(model, "multiple", self.pad_multiple)
         return tiled_apply(model, x, tile, overlap, 2, multiple, min_size).clamp(0, 1)
 

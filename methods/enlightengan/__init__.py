@@ -253,6 +253,7 @@ class EnlightenGAN(Method):
         "allow_untrained_vgg": False,
         "checkpoint_every": 160,  # save_epoch_freq 5 epochs
     }
+    infer_defaults = {"max_width": 2200}  # EGAN:models/networks.py Unet_resize_conv: wider inputs run at 1/2
     pad_multiple = MULTIPLE
     paper = "Jiang et al., EnlightenGAN: Deep Light Enhancement without Paired Supervision, IEEE TIP 2021"
     origin_url = "https://github.com/VITA-Group/EnlightenGAN"
@@ -273,9 +274,7 @@ class EnlightenGAN(Method):
         resized to exactly the input size (the official x2 loses a pixel on odd sizes). Padding: centred
         reflect padding to a multiple of 16, as the official ``pad_tensor``. Output clamped to [0, 1].
         """
-        max_width = opts.pop("max_width", 2200)
-        if opts:
-            raise KeyError(f"unknown EnlightenGAN inference options {sorted(opts)}; allowed: ['max_width']")
+        max_width = self.infer_options(**opts)["max_width"]
         h, w = x.shape[-2:]
         wide = max_width is not None and w > int(max_width)
         inp = F.avg_pool2d(x, 2) if wide else x

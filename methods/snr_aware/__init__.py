@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llbench.vocabulary import Metric
 from methods import register
 from methods.base import PSNR_CAP_DB, Method, Trainer, Variant, cap_psnr, pad_and_run
 from methods.snr_aware.loss import VGGPerceptualLoss, charbonnier
@@ -197,8 +198,8 @@ class SNRAware(Method):
         "allow_untrained_vgg": False,
         "checkpoint_every": 5000,  # save_checkpoint_freq
     }
-    # Matched by name prefix in this order; "tiny-lolv2-real" matches "lol" too, so "lol" must come first.
-    dataset_defaults = {
+    # official per-dataset configs, selected by a dataset's config key `recipe`
+    recipes = {
         "lol": {},  # LOLv1.yml: the defaults above
         # LOLv2_real.yml + Video_base_model3.py: full 600x400 frames resized to 608x400, batch 4, CB + 0.1 VGG
         "lolv2-real": {"batch_size": 4, "crop": None, "resize": (400, 608), "vgg_weight": 0.1},
@@ -217,6 +218,15 @@ class SNRAware(Method):
             "iterations": 200_000,
             "vgg_weight": 0.1,
         },
+    }
+    extra_columns = {
+        "psnr_paper": Metric(
+            "psnr_paper",
+            "PSNR, paper protocol (dB)",
+            True,
+            2,
+            "the official LOL-v1/LOL-v2-real test script: input resized to 400x608, uint8 RGB PSNR",
+        )
     }
     pad_multiple = SIZE_MULTIPLE
     paper = "Xu, Wang, Fu, Jia, SNR-Aware Low-Light Image Enhancement, CVPR 2022"

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from llbench import layout
 from llbench import workflow as wf
 from llbench.data import stage
 from llbench.data.manifest import MANIFEST
+from llbench.tables import RECORDS, TABLES
 
 try:
     CFG = wf.validate(config)
@@ -22,6 +24,9 @@ TRAIN_CELLS = {}
 for _c in CELLS.values():
     if _c.train_dataset is not None and _c.checkpoint is None:
         TRAIN_CELLS.setdefault((_c.train_dataset, _c.method, _c.variant, _c.seed), _c)
+#: rule patterns: a cell folder, a training run's folder (layout.cell_dir with wildcards)
+CELL = layout.cell_dir("{dataset}", "{method}", "{variant}", "{run}")
+TRAIN_RUN = layout.cell_dir("{dataset}", "{method}", "{variant}", "seed{seed}")
 PROFILES = sorted({(c.method, c.variant) for c in CELLS.values()})
 # rules call `llbench` from this interpreter's environment (the project's .venv), wherever the job runs
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
@@ -43,7 +48,7 @@ def arg(obj):
 def cell(wc):
     key = (wc.dataset, wc.method, wc.variant, wc.run)
     if key not in CELLS:
-        raise ValueError(f"no cell {'/'.join(key)} in this config; cells: results/<dataset>/<method>/<variant>/<run>")
+        raise ValueError(f"no cell {layout.cell_dir(*key)} in this config")
     return CELLS[key]
 
 
@@ -54,16 +59,12 @@ def train_cell(wc):
     return TRAIN_CELLS[key]
 
 
-def stamp(dataset):
-    return f"resources/stamps/{dataset}.json"
-
-
 def metrics_files():
-    return [f"{c.dir}/metrics.json" for c in CELLS.values()]
+    return [layout.metrics_json(*key) for key in CELLS]
 
 
 def profile_files():
-    return [f"results/profile/{m}/{v}.json" for m, v in PROFILES]
+    return [layout.profile(m, v) for m, v in PROFILES]
 
 
 def dataset_inputs(wc):
@@ -79,9 +80,7 @@ def dataset_inputs(wc):
 
 def eval_inputs(wc):
     c = cell(wc)
-    inputs = {"stamp": stamp(c.dataset)}
-    if c.checkpoint is not None:
-        inputs["checkpoint"] = c.checkpoint
-    elif c.train_dir is not None:
-        inputs["checkpoint"] = f"{c.train_dir}/checkpoint.pt"
+    inputs = {"stamp": layout.stamp(c.dataset)}
+    if c.checkpoint_path is not None:
+        inputs["checkpoint"] = c.checkpoint_path
     return inputs

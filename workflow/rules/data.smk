@@ -6,10 +6,10 @@ rule dataset:
     input:
         dataset_inputs,
     output:
-        "resources/stamps/{dataset}.json",
+        layout.stamp("{dataset}"),
     params:
         spec=lambda wc: arg({"name": wc.dataset, **CFG["datasets"][wc.dataset]}),
     log:
-        "logs/data/{dataset}.log",
+        layout.data_log("{dataset}"),
     shell:
         "llbench data stage --spec {params.spec} --stamp {output:q} > {log:q} 2>&1"

@@ -5,9 +5,9 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        metrics="results/{dataset}/{method}/{variant}/{run}/metrics.json",
-        per_image="results/{dataset}/{method}/{variant}/{run}/per_image.csv",
-        outputs=directory("results/{dataset}/{method}/{variant}/{run}/outputs"),
+        metrics=f"{CELL}/metrics.json",
+        per_image=f"{CELL}/per_image.csv",
+        outputs=directory(f"{CELL}/outputs"),
     params:
         spec=lambda wc: arg(wf.eval_spec(CFG, cell(wc))),
         checkpoint=lambda wc, input: f"--checkpoint {shlex.quote(input.checkpoint)}" if "checkpoint" in input.keys() else "",
@@ -16,7 +16,7 @@ rule evaluate:
     resources:
         gpu=1,
     log:
-        "logs/evaluate/{dataset}/{method}/{variant}/{run}.log",
+        layout.eval_log("{dataset}", "{method}", "{variant}", "{run}"),
     shell:
         "LLBENCH_THREADS={threads} llbench evaluate --spec {params.spec} {params.checkpoint}"
         " --stamp {input.stamp:q} --out {params.out:q} > {log:q} 2>&1"

@@ -6,18 +6,14 @@ rule tables:
         metrics=metrics_files(),
         profiles=profile_files(),
     output:
-        main="results/tables/main.csv",
-        ablations="results/tables/ablations.csv",
-        profile="results/tables/profile.csv",
-        per_image="results/tables/per_image.csv",
-        cells="results/tables/cells.csv",
-        train_log="results/tables/train_log.csv",
+        **{name: f"{layout.TABLES}/{name}.csv" for name in TABLES},
+        records=f"{layout.TABLES}/{RECORDS}",
     params:
-        cells=lambda wc: arg([c.dir for c in CELLS.values()]),
+        cells=lambda wc: arg([c.record() for c in CELLS.values()]),
     log:
         "logs/tables.log",
     shell:
-        "llbench tables --cells {params.cells} --out results/tables > {log:q} 2>&1"
+        f"llbench tables --cells {{params.cells}} --out {layout.TABLES} > {{log:q}} 2>&1"
 
 
 rule report:
@@ -26,7 +22,7 @@ rule report:
         references=str(wf.REPO / "report" / "reference_numbers.yaml"),
         templates=sorted(str(p) for p in (wf.REPO / "report").rglob("*") if p.is_file()),
     output:
-        "results/report/index.html",
+        layout.REPORT,
     params:
         configfile=lambda wc: " ".join(["--configfile", *(shlex.quote(os.path.relpath(f)) for f in workflow.configfiles)])
         if workflow.configfiles
@@ -34,5 +30,5 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "llbench report --tables results/tables --results results {params.configfile}"
+        f"llbench report --tables {layout.TABLES} --results {layout.RESULTS} {{params.configfile}}"
         " --out {output:q} > {log:q} 2>&1"

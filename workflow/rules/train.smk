@@ -3,11 +3,11 @@
 
 rule train:
     input:
-        stamp=lambda wc: stamp(wc.dataset),
+        stamp=lambda wc: layout.stamp(wc.dataset),
     output:
-        checkpoint="results/{dataset}/{method}/{variant}/seed{seed}/checkpoint.pt",
-        log="results/{dataset}/{method}/{variant}/seed{seed}/train_log.csv",
-        config="results/{dataset}/{method}/{variant}/seed{seed}/config.json",
+        checkpoint=layout.checkpoint("{dataset}", "{method}", "{variant}", "seed{seed}"),
+        log=f"{TRAIN_RUN}/train_log.csv",
+        config=f"{TRAIN_RUN}/config.json",
     params:
         spec=lambda wc: arg(wf.train_spec(CFG, train_cell(wc))),
         out=lambda wc, output: os.path.dirname(output.checkpoint),
@@ -15,7 +15,7 @@ rule train:
     resources:
         gpu=1,
     log:
-        "logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
+        layout.train_log("{dataset}", "{method}", "{variant}", "seed{seed}"),
     shell:
         "LLBENCH_THREADS={threads} llbench train --spec {params.spec} --stamp {input.stamp:q}"
         " --out {params.out:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-"""Job-level glue: the ``profile`` rule's job and ``llbench cell`` (re-run one table cell)."""
+"""Running Snakemake: ``llbench run`` (a whole config) and ``llbench cell`` (exactly one table cell's jobs)."""
 
 from __future__ import annotations
 
@@ -6,44 +6,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
-from llbench import runtime
-
-
-def profile_job(spec: dict[str, Any], output: Path) -> Path:
-    """Profile ``spec["method"]/spec["variant"]`` at every configured size into one JSON file."""
-    from llbench.profiling import profile_method
-
-    device, lease = runtime.setup(spec.get("runtime", {}))
-    try:
-        sizes = [
-            profile_method(
-                spec["method"],
-                spec["variant"],
-                size=tuple(s),
-                device=device.type,
-                warmup=int(spec.get("warmup", 3)),
-                repeats=int(spec.get("repeats", 20)),
-                infer=spec.get("infer"),
-            )
-            for s in spec["sizes"]
-        ]
-        dev = runtime.describe_device(device, lease)
-    finally:
-        lease.release()
-    from llbench import provenance
-
-    runtime.atomic_write_json(
-        Path(output),
-        {
-            "method": spec["method"],
-            "variant": spec["variant"],
-            "sizes": sizes,
-            "provenance": provenance.record(spec, data=None, device=dev),
-        },
-    )
-    return Path(output)
 
 
 def snakemake(args: list[str]) -> int:
@@ -95,10 +57,6 @@ def configfiles(args: list[str]) -> list[str]:
     return out
 
 
-def cell_target(dataset: str, method: str, variant: str, run: str = "seed0") -> str:
-    return f"results/{dataset}/{method}/{variant}/{run}/metrics.json"
-
-
 def run_cell(
     dataset: str,
     method: str,
@@ -114,19 +72,19 @@ def run_cell(
 
     ``configfiles``: later ones overlay earlier ones (as Snakemake merges them).
     """
-    from llbench import workflow
+    from llbench import layout, workflow
 
     files = list(configfiles)
     cfg = workflow.load(files)
     cell = workflow.find_cell(cfg, dataset, method, variant, run)  # KeyError naming an unconfigured cell
-    target = cell_target(dataset, method, variant, run)
+    target = layout.metrics_json(cell.dataset, cell.method, cell.variant, cell.run)
     cmd = [str(Path(sys.executable).with_name("snakemake")), target, "--configfile", *files, "--cores", "all"]
     if dry_run:
         cmd.append("--dry-run")
     if force:  # recompute the cell's own jobs: its evaluation, and its training when it lives in this cell
         cmd += ["--forcerun", target]
-        if cell.train_dir == f"results/{dataset}/{method}/{variant}/{run}":
-            cmd.append(f"{cell.train_dir}/checkpoint.pt")
+        if cell.train_dir == cell.dir:
+            cmd.append(cell.checkpoint_path)
     cmd += [a for a in (extra or []) if a != "--"]
     print(shlex.join(cmd), flush=True)
     return subprocess.call(cmd)
