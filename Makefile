@@ -29,11 +29,6 @@ report: setup
 	@mkdir -p results/report; \
 	$(PY) -m llbench run --configfile $(SMOKE) --cores $(CORES) --report results/report/snakemake.html \
 		--report-after-run; rc=$$?; \
-	if [ $$rc -ne 0 ]; then \
-		echo "report: some jobs failed (see logs/); rendering a partial report that lists them" >&2; \
-		$(PY) -m llbench tables --configfile $(SMOKE) --out results/tables && \
-		$(PY) -m llbench report --configfile $(SMOKE); \
-	fi; \
 	echo "report: file://$(CURDIR)/results/report/index.html"; exit $$rc
 
 ## test-setup: test-only extras (MATLAB calibration images from the pyiqa sdist, headless Chromium,

@@ -30,3 +30,9 @@ rule all:
     default_target: True
     input:
         layout.REPORT,
+
+
+onerror:
+    # a failed job: still render the report from what exists when the report was a target (workflow/rules/common.smk)
+    if any(job.rule.name == "report" for job in workflow.dag.jobs):
+        partial_report()

@@ -84,3 +84,20 @@ def eval_inputs(wc):
     if c.checkpoint_path is not None:
         inputs["checkpoint"] = c.checkpoint_path
     return inputs
+
+
+def configfile_args():
+    """The run's config files, relative to the working directory (later ones overlay earlier ones)."""
+    return [os.path.relpath(f) for f in workflow.configfiles]
+
+
+def partial_report():
+    """After a failed job: the tables and the report from whatever exists, listing failed and missing cells
+    with their logs (run by `onerror` when the report was among the run's targets)."""
+    from llbench.report import render
+    from llbench.tables import write_tables
+
+    print("some jobs failed (see logs/): rendering a partial report that lists them", file=sys.stderr)
+    write_tables(Path(layout.RESULTS), Path(layout.TABLES), cells=[c.record() for c in CELLS.values()])
+    render(Path(layout.TABLES), Path(layout.REPORT), results=Path(layout.RESULTS), configfile=configfile_args() or None)
+    print(f"partial report: {Path(layout.REPORT).resolve()}", file=sys.stderr)

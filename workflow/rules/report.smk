@@ -24,9 +24,7 @@ rule report:
     output:
         layout.REPORT,
     params:
-        configfile=lambda wc: " ".join(["--configfile", *(shlex.quote(os.path.relpath(f)) for f in workflow.configfiles)])
-        if workflow.configfiles
-        else "",
+        configfile=lambda wc: shlex.join(["--configfile", *configfile_args()]) if workflow.configfiles else "",
     log:
         "logs/report.log",
     shell:
