@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import methods
-from methods.apbsn import APBSN, convert_official_state
+from methods.apbsn import APBSN
 from methods.blindspot import pd_mosaic, pd_mosaic_inverse
 
 SMALL = {"base_ch": 16, "num_module": 2}
@@ -131,17 +131,3 @@ def test_trainer_step_and_mask():
         expected = F.l1_loss(net.train()(x), x).item() * 255
     assert tr.step({"input": x})["self_l1"] == pytest.approx(expected, rel=1e-5)
     assert torch.equal(conv.weight.detach()[..., 2, 2], centre)  # masked tap: no gradient
-
-
-def test_convert_official_state_dict():
-    torch.manual_seed(0)
-    net = APBSN(**SMALL)
-    official = {"bsn." + k: v for k, v in net.state_dict().items()}
-    for br in ("branch1", "branch2"):
-        official[f"bsn.{br}.body.0.mask"] = torch.ones_like(official[f"bsn.{br}.body.0.weight"])
-    fresh = APBSN(**SMALL)
-    fresh.load_state_dict(convert_official_state({"model_weight": {"denoiser": official}}), strict=True)
-    for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-    with pytest.raises(KeyError, match="not an AP-BSN checkpoint"):
-        convert_official_state({"head.0.weight": torch.zeros(1)})

@@ -27,7 +27,7 @@ from methods.blindspot import (
     shrunk_conv,
     tiled,
 )
-from methods.lgbpn import convert_official_state, official_param_count
+from methods.lgbpn import official_param_count
 from methods.lgbpn.model import LGBPN, ChannelAttention
 
 SMALL = {"base_ch": 16, "head_ch": 8, "num_module": 2, "global_blocks": 1}
@@ -431,24 +431,6 @@ def test_extra_metrics_reuses_the_last_inference():
     assert len(calls) == n and m == paper_metrics(out, target)
     meth.extra_metrics(net, x.clone(), target, r3=False)  # another input: runs inference
     assert len(calls) == n + 1
-
-
-def test_convert_official_state_dict():
-    torch.manual_seed(0)
-    net = LGBPN(**SMALL)
-    official = {"bsn." + k: v for k, v in net.state_dict().items()}
-    for br in ("branch1", "branch2"):
-        w = official[f"bsn.{br}.Maskconv.weight"]
-        official[f"bsn.{br}.Maskconv.mask"] = torch.ones_like(w)
-        official[f"bsn.{br}.Maskconv.test_conv.weight"] = w
-        official[f"bsn.{br}.Maskconv.test_conv.bias"] = official[f"bsn.{br}.Maskconv.bias"]
-    ckpt = {"epoch": 20, "model_weight": {"denoiser": official}}
-    fresh = LGBPN(**SMALL)
-    fresh.load_state_dict(convert_official_state(ckpt), strict=True)
-    for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-    with pytest.raises(KeyError, match="not an LG-BPN checkpoint"):
-        convert_official_state({"weight": torch.zeros(1)})
 
 
 def test_blindspot_method_is_shared():
