@@ -22,6 +22,7 @@ include: "workflow/rules/report.smk"
 localrules:
     dataset,
     tables,
+    grid,
     report,
 
 

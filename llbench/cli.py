@@ -172,6 +172,13 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    from llbench.report.grid import make_grid
+
+    print(make_grid(args.spec["dataset"], args.spec["cells"], Path(args.out)))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from llbench.report import render
 
@@ -288,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     pj.add_argument("--spec", type=_json, required=True)
     pj.add_argument("-o", "--output", required=True)
     pj.set_defaults(func=cmd_profile_job)
+
+    gr = sub.add_parser("grid", help="the visual comparison of one dataset (the grid rule's job)")
+    gr.add_argument("--spec", type=_json, required=True, help='{"dataset": {...}, "cells": [{path, label, baseline}]}')
+    gr.add_argument("--out", required=True, help="the grid's folder (crops, full images, grid.json)")
+    gr.set_defaults(func=cmd_grid)
 
     tb = sub.add_parser("tables", help="collect metrics.json and profiles into results/tables/*.csv")
     tb.add_argument("--results", default="results")

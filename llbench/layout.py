@@ -66,3 +66,12 @@ def profile(method: str, variant: str) -> str:
 
 def profile_log(method: str, variant: str) -> str:
     return f"{LOGS}/profile/{method}/{variant}.log"
+
+
+def grid_dir(dataset: str) -> str:
+    """The visual comparison of one dataset (crops + grid.json), beside the report that shows it."""
+    return f"{RESULTS}/report/grids/{dataset}"
+
+
+def grid_log(dataset: str) -> str:
+    return f"{LOGS}/grid/{dataset}.log"

@@ -336,3 +336,17 @@ def profile_spec(cfg: dict, method: str, variant: str) -> dict:
         "repeats": cfg["profile"]["repeats"],
         "runtime": runtime(cfg),
     }
+
+
+def grid_cells(cfg: dict, dataset: str) -> list[Cell]:
+    """The cells a dataset's visual comparison shows: per method and source (trained or each pretrained
+    checkpoint) its default variant's first run, baselines first, then the config's order."""
+    import methods
+
+    picked: dict[tuple[str, str], Cell] = {}
+    for c in cells(cfg):
+        method = methods.get(c.method)
+        source = c.run if c.checkpoint else "trained"
+        if c.dataset == dataset and c.variant == method.default_variant:
+            picked.setdefault((c.method, source), c)
+    return sorted(picked.values(), key=lambda c: methods.get(c.method).trained)

@@ -120,6 +120,7 @@ def test_toy_method_is_in_the_report(run):
     html = (run / "results" / "report" / "index.html").read_text()
     for text in ("toy", "no_bias", "the same without bias (the toy ablation)", "PSNR, toy protocol (dB)"):
         assert text in html, text
+    assert 'src="grids/tiny-lol/01-crop.png" alt="toy"' in html  # the grid rule's visual comparison
     # the broken cell: listed as failed, with the evaluation's error naming the undeclared column
     assert "logs/evaluate/tiny-lol/toy/undeclared/seed0.log" in html
     assert "toy.extra_metrics returned [&#39;psnr_other&#39;], not in its extra_columns" in html

@@ -111,9 +111,31 @@ def rendered(tmp_path_factory):
     )
     write_verifications(root / "results")
     tables.write_tables(root / "results", root / "results" / "tables", cells=expected)
+    write_grids(root)
     out = report.render(root / "results" / "tables", root / "results" / "report" / "index.html")
     html = out.read_text()
     return root, out, html, parse(html)
+
+
+def write_grids(root: Path) -> None:
+    """The two visual comparisons the `grid` rule would make (it runs in the working directory)."""
+    from llbench.report.grid import make_grid
+
+    lol = {"name": "tiny-lol", "kind": "paired", "root": "resources/tiny/lol", "test": "test"}
+    sid = {"name": "tiny-sid", "kind": "raw", "root": "resources/missing-sid", "test": "test"}
+    tiles = [
+        {"path": "results/tiny-lol/input/default/seed0", "label": "input (no method)", "baseline": True},
+        {"path": "results/tiny-lol/sci/stage3/seed0", "label": "sci", "baseline": False},
+        {"path": "results/tiny-lol/enlightengan/default/seed0", "label": "enlightengan", "baseline": False},
+    ]
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        make_grid(lol, tiles, Path("results/report/grids/tiny-lol"))
+        alen = [{"path": "results/tiny-sid/alen/default/seed0", "label": "alen", "baseline": False}]
+        make_grid(sid, alen, Path("results/report/grids/tiny-sid"))
+    finally:
+        os.chdir(cwd)
 
 
 def write_verifications(results: Path) -> None:
@@ -312,10 +334,16 @@ def test_figures_are_written_and_linked(rendered):
     srcs = [img.attrs["src"] for img in dom.find_all("img")]
     assert srcs and all((out.parent / s).is_file() for s in srcs)
     names = " ".join(srcs)
-    for kind in ("cost-tiny-lol", "per-image-tiny-lol", "train-tiny-lol-sci", "ablation-tiny-lol-sci", "grid-tiny-lol"):
+    for kind in (
+        "cost-tiny-lol",
+        "per-image-tiny-lol",
+        "train-tiny-lol-sci",
+        "ablation-tiny-lol-sci",
+        "grids/tiny-lol/",
+    ):
         assert kind in names, kind
     for s in srcs:
-        if s.endswith(".png") and "/grid-" not in s:
+        if s.endswith(".png") and not s.startswith("grids/"):
             assert (out.parent / s).with_suffix(".svg").is_file()
     grid = _section(dom, "tiny-lol").find_all("figure", "tile")
     assert [" ".join(f.text().split()) for f in grid] == [

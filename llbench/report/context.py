@@ -14,8 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from llbench import layout
 from llbench.report.environment import anchor, fmt, present
 from llbench.report.figures import draw_figures
+from llbench.report.grid import read_grid
 from llbench.report.labels import COST, COST_REF_LABELS, REAL_DATASETS, TINY_NOTE
 from llbench.report.lookup import (
     Profiles,
@@ -489,6 +491,15 @@ def verifications(results: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _grid(out: Path, dataset: str) -> dict[str, Any] | None:
+    """The dataset's visual comparison made by the ``grid`` rule beside the report (None when it was not made)."""
+    folder = Path(layout.grid_dir(dataset)).relative_to(Path(layout.REPORT).parent)
+    grid = read_grid(Path(out).parent / folder, folder.as_posix())
+    for t in grid["tiles"] if grid else []:
+        t["anchor"] = anchor(t["path"]) if t["path"] else ""
+    return grid
+
+
 def _guess_configfile(cells: pd.DataFrame) -> str:
     if not cells.empty and all(flag(x) for x in cells.get("tiny", [])):
         return "config/smoke.yaml"
@@ -522,13 +533,11 @@ def context(
     configfile = configfile or _guess_configfile(cells)
     sections = _sections(main, cells, profiles, refs, abl)
     ablation = _ablations(abl, cells, refs)
-    figs: dict[str, Any] = {"cost": {}, "per_image": {}, "grid": {}, "train": [], "ablation": {}}
+    figs: dict[str, Any] = {"cost": {}, "per_image": {}, "train": [], "ablation": {}}
     if figures and out is not None and not main.empty:
         figs = draw_figures(
             Path(out).parent / "figures",
-            results=results,
             main=main,
-            cells=cells,
             abl=abl,
             prof=prof,
             per_image=read_table(tables, "per_image"),
@@ -539,7 +548,7 @@ def context(
         s["figures"] = {
             "cost": figs["cost"].get(s["dataset"]),
             "per_image": figs["per_image"].get(s["dataset"]),
-            "grid": figs["grid"].get(s["dataset"]),
+            "grid": _grid(out, s["dataset"]) if figures and out is not None else None,
         }
     for a in ablation:
         a["figure"] = figs["ablation"].get((a["dataset"], a["method"], a["source"]))

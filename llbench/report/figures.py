@@ -1,7 +1,7 @@
-"""The report's figures (matplotlib, Agg; imported here only) and the visual comparison grid.
+"""The report's figures (matplotlib, Agg; imported here only), drawn from the tables.
 
-Every figure is written as PNG (shown) and SVG (linked) under ``figures/`` beside ``index.html``; the grid crops
-the same region of one test image from the input, each method's output and the target (read from the dataset).
+Every figure is written as PNG (shown) and SVG (linked) under ``figures/`` beside ``index.html``. The visual
+comparison is not drawn here: the ``grid`` rule makes it from its declared inputs (:mod:`llbench.report.grid`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llbench.report.environment import anchor, present
-from llbench.report.lookup import Profiles, as_number, as_text, default_variant, is_baseline, metric_info, row_label
+from llbench.report.environment import present
+from llbench.report.lookup import Profiles, as_number, default_variant, is_baseline, metric_info, row_label
 from llbench.vocabulary import PRIMARY
 
 log = logging.getLogger("llbench.report")
 
 _TRAIN_SKIP = {"iteration", "epoch", "lr", "data_s", "step_s", "dataset", "method", "variant", "run"}
-_FULL_MAX = 2048  # the "full image" of the visual comparison is downscaled to this many pixels on its long side
 
 
 def _pyplot():
@@ -244,141 +243,10 @@ def _fig_ablation(fig_dir: Path, dataset: str, method: str, src: str, g: pd.Data
     return _save(fig, fig_dir, _stem("ablation", dataset, method, src))
 
 
-def _downscale(img, limit: int):
-    from PIL import Image
-
-    w, h = img.size
-    if max(w, h) <= limit:
-        return img
-    s = limit / max(w, h)
-    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
-
-
-def _dataset_images(root: Path, cell: dict[str, Any], image_id: str) -> dict[str, Any]:
-    """The dataset's input and target of ``image_id`` as PIL images (None where unavailable)."""
-    from PIL import Image
-
-    kind, data_root, split = as_text(cell.get("kind")), as_text(cell.get("data_root")), as_text(cell.get("test_split"))
-    out: dict[str, Any] = {"input": None, "target": None, "note": ""}
-    if not (kind and data_root and split):
-        out["note"] = "dataset location unknown (no provenance)"
-        return out
-    base = Path(data_root) if Path(data_root).is_absolute() else root / data_root
-    try:
-        if kind == "raw":
-            from llbench.data.raw import SIDRaw
-            from llbench.metrics import to_uint8
-
-            ds = SIDRaw(base, split)
-            index = next((i for i, p in enumerate(getattr(ds, "pairs", [])) if str(p.id) == image_id), None)
-            if index is not None:  # only this item's ground truth is rendered (cached by SIDRaw)
-                out["target"] = Image.fromarray(to_uint8(ds[index]["target"]))
-            out["note"] = "the raw input is a packed Bayer mosaic; it is not shown"
-        else:
-            from llbench.data.datasets import list_items
-
-            items = {it.id: it for it in list_items(base, split, kind, targets=kind != "unpaired", verify=False)}
-            it = items.get(image_id)
-            if it is not None:
-                out["input"] = Image.open(it.input).convert("RGB")
-                if it.target is not None:
-                    out["target"] = Image.open(it.target).convert("RGB")
-    except Exception as e:  # the comparison is a convenience: a moved dataset must not break the report
-        log.warning("visual comparison of %s: %s", image_id, e)
-        out["note"] = f"dataset images unavailable ({type(e).__name__})"
-    return out
-
-
-def _fig_grid(
-    fig_dir: Path, root: Path, section: dict[str, Any], cells: pd.DataFrame, per_image: pd.DataFrame
-) -> dict[str, Any] | None:
-    """Input, each method's default variant and the target: the same crop of one test image, click for full size."""
-    from PIL import Image
-
-    dataset = section["dataset"]
-    picks = []
-    for r in section["rows"]:
-        ok = [s for s in r["seeds"] if s["status"] == "ok"]
-        if not ok:
-            continue
-        c = cells[
-            (cells["dataset"] == dataset)
-            & (cells["method"] == r["method"])
-            & (cells["variant"] == r["variant"])
-            & (cells["run"] == ok[0]["run"])
-        ]
-        if c.empty:
-            continue
-        rec = c.iloc[0].to_dict()
-        folder = root / rec["path"] / "outputs"
-        ids = {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
-        if ids:
-            picks.append((r, rec, ids))
-    if not picks:
-        return None
-    common = set.intersection(*(set(p[2]) for p in picks))
-    image_id = sorted(common or picks[0][2])[0]
-    data = _dataset_images(root, picks[0][1], image_id)
-    tiles: list[tuple[str, Any, str]] = []
-    baseline = [p for p in picks if p[0]["baseline"]]
-    if baseline and image_id in baseline[0][2]:
-        r, rec, ids = baseline[0]
-        tiles.append((row_label(r["method"]), Image.open(ids[image_id]).convert("RGB"), rec["path"]))
-    elif data["input"] is not None:
-        tiles.append(("input", data["input"], ""))
-    for r, rec, ids in picks:
-        if r["baseline"] or image_id not in ids:
-            continue
-        tiles.append(
-            (
-                _label(r["method"], r["variant"], r["variant"] != default_variant(r["method"])),
-                Image.open(ids[image_id]).convert("RGB"),
-                rec["path"],
-            )
-        )
-    if data["target"] is not None:
-        tiles.append(("target", data["target"], ""))
-    w, h = tiles[0][1].size
-    side = min(w, h, max(96, min(w, h) // 2))
-    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-    zoom = max(1, 256 // side)
-    stem = _stem("grid", dataset)
-    d = fig_dir / stem
-    d.mkdir(parents=True, exist_ok=True)
-    psnr = {}
-    if not per_image.empty and "psnr" in per_image:
-        sel = per_image[(per_image["dataset"] == dataset) & (per_image["id"].astype(str) == image_id)]
-        for _, x in sel.iterrows():
-            psnr[f"results/{dataset}/{x['method']}/{x['variant']}/{x['run']}"] = as_number(x.get("psnr"))
-    out_tiles = []
-    for i, (label, img, path) in enumerate(tiles):
-        if img.size != (w, h):
-            img = img.resize((w, h), Image.Resampling.BICUBIC)
-        name = f"{i:02d}-{_stem(label)}"
-        full = _downscale(img, _FULL_MAX)
-        full.save(d / f"{name}.png")
-        crop = img.crop(box)
-        crop = crop.resize((side * zoom, side * zoom), Image.Resampling.NEAREST)
-        crop.save(d / f"{name}-crop.png")
-        out_tiles.append(
-            {
-                "label": label,
-                "full": f"{fig_dir.name}/{stem}/{name}.png",
-                "crop": f"{fig_dir.name}/{stem}/{name}-crop.png",
-                "psnr": psnr.get(path, math.nan),
-                "anchor": anchor(path) if path else "",
-                "downscaled": full.size != img.size,
-            }
-        )
-    return {"image_id": image_id, "box": box, "size": (h, w), "zoom": zoom, "tiles": out_tiles, "note": data["note"]}
-
-
 def draw_figures(
     fig_dir: Path,
     *,
-    results: Path,
     main: pd.DataFrame,
-    cells: pd.DataFrame,
     abl: pd.DataFrame,
     prof: pd.DataFrame,
     per_image: pd.DataFrame,
@@ -391,9 +259,8 @@ def draw_figures(
         shutil.rmtree(fig_dir)  # no stale figures of cells that are gone (only a folder this function made)
     fig_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("figures of the lowlight-bench report; the folder is replaced on every render\n")
-    root = Path(results).parent
     profiles = Profiles(prof)
-    figs: dict[str, Any] = {"cost": {}, "per_image": {}, "grid": {}, "train": [], "ablation": {}}
+    figs: dict[str, Any] = {"cost": {}, "per_image": {}, "train": [], "ablation": {}}
     steps = []
     for s in sections:
         g = main[main["dataset"] == s["dataset"]]
@@ -401,7 +268,6 @@ def draw_figures(
         steps += [
             ("cost", s["dataset"], lambda g=g, s=s: _fig_cost(fig_dir, s["dataset"], g, profiles)),
             ("per_image", s["dataset"], lambda s=s, o=order: _fig_per_image(fig_dir, s["dataset"], per_image, o)),
-            ("grid", s["dataset"], lambda s=s: _fig_grid(fig_dir, root, s, cells, per_image)),
         ]
     if not abl.empty:
         for key, g in abl.groupby(["dataset", "method", "source"], sort=False):

@@ -86,6 +86,32 @@ def eval_inputs(wc):
     return inputs
 
 
+def grid_spec(dataset):
+    """What the `grid` job of a dataset needs: where its images are, which cells it shows and their labels."""
+    import methods
+
+    ds = CFG["datasets"][dataset]
+    tiles = []
+    for c in wf.grid_cells(CFG, dataset):
+        baseline = not methods.get(c.method).trained
+        label = f"{c.method} (no method)" if baseline else c.method if c.checkpoint is None else f"{c.method} ({c.run})"
+        tiles.append({"path": c.dir, "label": label, "baseline": baseline})
+    return {"dataset": {"name": dataset, **ds}, "cells": tiles}
+
+
+def grid_inputs(wc):
+    cells = wf.grid_cells(CFG, wc.dataset)
+    return {
+        "stamp": layout.stamp(wc.dataset),
+        "metrics": [layout.metrics_json(c.dataset, c.method, c.variant, c.run) for c in cells],
+        "per_image": [f"{c.dir}/per_image.csv" for c in cells],
+    }
+
+
+def grid_dirs():
+    return [layout.grid_dir(d) for d in dict.fromkeys(c.dataset for c in CELLS.values())]
+
+
 def configfile_args():
     """The run's config files, relative to the working directory (later ones overlay earlier ones)."""
     return [os.path.relpath(f) for f in workflow.configfiles]

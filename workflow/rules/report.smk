@@ -16,9 +16,23 @@ rule tables:
         f"llbench tables --cells {{params.cells}} --out {layout.TABLES} > {{log:q}} 2>&1"
 
 
+rule grid:
+    input:
+        unpack(grid_inputs),
+    output:
+        directory(layout.grid_dir("{dataset}")),
+    params:
+        spec=lambda wc: arg(grid_spec(wc.dataset)),
+    log:
+        layout.grid_log("{dataset}"),
+    shell:
+        "llbench grid --spec {params.spec} --out {output:q} > {log:q} 2>&1"
+
+
 rule report:
     input:
         rules.tables.output,
+        grids=grid_dirs(),
         references=str(wf.REPO / "report" / "reference_numbers.yaml"),
         templates=sorted(str(p) for p in (wf.REPO / "report").rglob("*") if p.is_file()),
     output:
