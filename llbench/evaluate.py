@@ -128,7 +128,7 @@ def evaluate(spec: dict[str, Any], out: Path, checkpoint: Path | None = None, st
         ckpt_sha256 = check_sha256(checkpoint, spec.get("checkpoint_sha256"), source="the config")
     out = Path(out)
     method = methods.get(spec["method"])
-    variant = spec.get("variant", "default")
+    variant = method.variant_name(spec.get("variant"))
     ds = spec["dataset"]
     data = EvalSet(ds["root"], ds["test"], ds["kind"])
     device, lease = runtime.setup(spec.get("runtime", {}), int(spec.get("seed", 0)))

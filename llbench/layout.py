@@ -14,6 +14,7 @@ RESULTS = "results"
 LOGS = "logs"
 TABLES = f"{RESULTS}/tables"
 REPORT = f"{RESULTS}/report/index.html"
+VERIFY = f"{RESULTS}/verify"  # llbench verify: one record per re-run cell
 #: cell-shaped folders under results/ that are not cells
 NOT_CELLS = ("profile", "tables", "report", "verify")
 
@@ -75,3 +76,8 @@ def grid_dir(dataset: str) -> str:
 
 def grid_log(dataset: str) -> str:
     return f"{LOGS}/grid/{dataset}.log"
+
+
+def verify_log(cell: str) -> str:
+    """The log of ``llbench verify`` for one cell (``<dataset>/<method>/<variant>/<run>``)."""
+    return f"{LOGS}/verify/{cell}.log"

@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
+from llbench import layout
 from llbench.data.manifest import MANIFEST, check_sha256, diff_manifests, listing, parse_manifest, sha256_file
+from llbench.tables import RECORDS, TABLES
 
 RELEASE = Path("release")
 INDEX = "RELEASE.json"
@@ -67,7 +69,7 @@ def release(
     problems, entries, datasets = [], {}, {}
     for key in wanted:
         c = all_cells[key]
-        metrics_file = Path(c.dir) / "metrics.json"
+        metrics_file = Path(layout.metrics_json(c.dataset, c.method, c.variant, c.run))
         if not metrics_file.is_file():
             problems.append(f"{key}: incomplete (no {metrics_file})")
             continue
@@ -79,16 +81,17 @@ def release(
         current = manifest_hash(root) if (root / MANIFEST).is_file() else None
         if recorded is None or recorded != current:
             problems.append(f"{key}: computed from data manifest {recorded}, but {root} now has {current}")
-        needed = [Path(c.dir) / "per_image.csv", Path("results/profile") / c.method / f"{c.variant}.json"]
-        if c.checkpoint is not None:
-            needed.append(Path(c.checkpoint))
-        elif c.train_dir is not None:
-            needed += [Path(c.train_dir) / "checkpoint.pt", Path(c.train_dir) / "config.json"]
+        needed = [Path(c.dir) / "per_image.csv", Path(layout.profile(c.method, c.variant))]
+        if c.checkpoint_path is not None:
+            needed.append(Path(c.checkpoint_path))
+        if c.checkpoint is None and c.train_dir is not None:
+            needed.append(Path(c.train_dir) / "config.json")
         problems += [f"{key}: incomplete (no {f})" for f in needed if not f.is_file()]
         entries[key] = (c, m)
         datasets[c.dataset] = (root, current)
-    if not (Path("results/tables") / "main.csv").is_file():
-        problems.append("results/tables/main.csv: no tables (run `snakemake results/tables/main.csv` first)")
+    main_table = f"{layout.TABLES}/main.csv"
+    if not Path(main_table).is_file():
+        problems.append(f"{main_table}: no tables (run `snakemake {main_table}` first)")
     if problems:
         raise ReleaseError("cannot release:\n  " + "\n  ".join(problems))
 
@@ -96,7 +99,7 @@ def release(
     shutil.rmtree(tmp, ignore_errors=True)
     index_cells = {}
     for key, (c, m) in entries.items():
-        ckpt = c.checkpoint or (f"{c.train_dir}/checkpoint.pt" if c.train_dir else None)
+        ckpt = c.checkpoint_path
         bundle = Path("cells") / key
         for name in ("metrics.json", "per_image.csv"):
             _copy(Path(c.dir) / name, tmp / bundle / name)
@@ -104,7 +107,7 @@ def release(
             shutil.copytree(Path(c.dir) / "outputs", tmp / bundle / "outputs")
         released_ckpt = None
         if ckpt is not None:
-            train_key = str(Path(ckpt).parent.relative_to("results")) if c.checkpoint is None else key
+            train_key = str(Path(ckpt).parent.relative_to(layout.RESULTS)) if c.checkpoint is None else key
             released_ckpt = Path("cells") / train_key / "checkpoint.pt"
             if not (tmp / released_ckpt).exists():
                 _copy(Path(ckpt), tmp / released_ckpt)
@@ -131,9 +134,9 @@ def release(
     for name, (root, _) in datasets.items():
         _copy(root / MANIFEST, tmp / "data" / f"{name}.{MANIFEST}")
     for method, variant in sorted({(c.method, c.variant) for c, _ in entries.values()}):
-        _copy(Path("results/profile") / method / f"{variant}.json", tmp / "profile" / method / f"{variant}.json")
-    for table in sorted(Path("results/tables").glob("*.csv")):
-        _copy(table, tmp / "tables" / table.name)
+        _copy(Path(layout.profile(method, variant)), tmp / "profile" / method / f"{variant}.json")
+    for name in [*(f"{t}.csv" for t in TABLES), RECORDS]:
+        _copy(Path(layout.TABLES) / name, tmp / "tables" / name)
     from llbench import provenance
 
     index = {
@@ -264,8 +267,8 @@ def verify_cell(
 
     cell = index["cells"][key]
     ds, method, variant, run = cell["dataset"], cell["method"], cell["variant"], cell["run"]
-    work = Path("results/verify")
-    log = Path("logs/verify") / f"{key}.log"
+    work = Path(layout.VERIFY)
+    log = Path(layout.verify_log(key))
     log.unlink(missing_ok=True)
     record: dict[str, Any] = {
         "cell": key,
@@ -283,11 +286,11 @@ def verify_cell(
     if ckpt is not None:
         pre = {"method": method, "variant": variant, "checkpoint": str(ckpt), "sha256": cell["checkpoint_sha256"]}
         overlay = {"experiments": [], "pretrained": {name: {**pre, "datasets": [ds], "infer": cell["infer"]}}}
-        target_dir = f"results/{ds}/{method}/{variant}/pretrained-{name}"
+        target_dir = layout.cell_dir(ds, method, variant, f"pretrained-{name}")
     else:  # a cell without weights (the input baseline): the same cell, recomputed
         exp = {"method": method, "datasets": [ds], "variants": [variant], "seeds": [cell["seed"] or 0]}
         overlay = {"experiments": [{**exp, "infer": cell["infer"]}], "pretrained": {}}
-        target_dir = f"results/{ds}/{method}/{variant}/{run}"
+        target_dir = layout.cell_dir(ds, method, variant, run)
     overlay_file = work / "overlays" / f"{key.replace('/', '__')}.yaml"
     overlay_file.parent.mkdir(parents=True, exist_ok=True)
     overlay_file.write_text(yaml.safe_dump(overlay, sort_keys=False))
@@ -295,10 +298,10 @@ def verify_cell(
     cfg = workflow.load(files)
     root = Path(cfg["datasets"][ds]["root"])
     # 1. the reviewer's copy of the dataset, against the released manifest, before anything is computed
-    if _snakemake([f"resources/stamps/{ds}.json"], files, [], log) != 0:
+    if _snakemake([layout.stamp(ds)], files, [], log) != 0:
         raise ReleaseError(f"{key}: dataset {ds!r} could not be staged; see {log}")
     released_manifest = Path(release_dir) / index["datasets"][ds]["manifest"]
-    differences = _data_differences(released_manifest, Path(f"resources/stamps/{ds}.json"))
+    differences = _data_differences(released_manifest, Path(layout.stamp(ds)))
     record["data"] = {"root": str(root), "released_manifest_sha256": index["datasets"][ds]["manifest_sha256"]}
     if differences:
         record["problems"] = [f"dataset {ds!r} is not the released one, nothing computed: {d}" for d in differences]
@@ -318,9 +321,9 @@ def verify_cell(
     # 3. optionally: train the cell again from scratch with the released config and seed
     if retrain and ckpt is not None and run.startswith("seed"):
         cells = {c.dir: c for c in workflow.cells(workflow.load([str(base), *overlays]))}
-        c = cells[f"results/{key}"]
-        trained = f"{c.train_dir}/checkpoint.pt"
-        target = f"results/{key}/metrics.json"
+        c = cells[layout.cell_dir(*layout.parse_cell_dir(key))]
+        trained = c.checkpoint_path
+        target = layout.metrics_json(c.dataset, c.method, c.variant, c.run)
         if _snakemake([target], [str(base), *overlays], ["--forcerun", trained, target], log) != 0:
             raise ReleaseError(f"{key}: retraining failed; see {log}")
         again = json.loads(Path(target).read_text())
@@ -378,18 +381,18 @@ def verify(
 
     index = load_index(release_dir)
     keys = select(index, names, all_cells)
-    base = Path("results/verify/release-config.yaml")
+    base = Path(layout.VERIFY) / "release-config.yaml"
     base.parent.mkdir(parents=True, exist_ok=True)
     base.write_text(yaml.safe_dump(index["config"], sort_keys=False))
     ok = True
     for key in keys:
         record = verify_cell(index, key, base, release_dir=release_dir, overlays=list(overlays), retrain=retrain)
-        atomic_write_json(Path("results/verify") / f"{key}.json", record)
+        atomic_write_json(Path(layout.VERIFY) / f"{key}.json", record)
         print(format_record(record), flush=True)
         ok &= record["passed"]
     tables = Path(release_dir) / "tables"
     if (tables / "main.csv").is_file():  # the released tables with every verification so far
         from llbench.report import render
 
-        print(f"report: {render(tables, Path('results/report/index.html'), results=Path('results'))}")
+        print(f"report: {render(tables, Path(layout.REPORT), results=Path(layout.RESULTS))}")
     return 0 if ok else 1

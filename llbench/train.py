@@ -77,7 +77,7 @@ def train(spec: dict[str, Any], out: Path, stamp: Path | None = None) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     method = methods.get(spec["method"])
-    variant = spec.get("variant", "default")
+    variant = method.variant_name(spec.get("variant"))
     seed = int(spec.get("seed", 0))
     ds = spec["dataset"]
     if "train" not in ds:

@@ -71,7 +71,7 @@ def test_dry_run_lists_only_that_cells_jobs(tmp_path):
     outputs = set(re.findall(r"results/[^\s,'\"]+", out))
     assert outputs and all(o.rstrip(";") == CELL or o.startswith(f"{CELL}/") for o in outputs), outputs
     assert not (work / "results").exists()  # a dry run writes nothing
-    # the whole matrix has more: every other cell, profiles, tables and the report
+    # the whole matrix has more: every other cell, profiles, the dataset's visual comparison, tables and the report
     full = subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "-n"],
         cwd=work,
@@ -84,6 +84,7 @@ def test_dry_run_lists_only_that_cells_jobs(tmp_path):
         "train": 2,
         "evaluate": 3,
         "profile": 3,
+        "grid": 1,
         "tables": 1,
         "report": 1,
         "all": 1,

@@ -54,8 +54,8 @@ def shell_words(configfiles: str | list[str]) -> str:
 
 def commands(path: str, configfile: str | list[str]) -> dict[str, str]:
     """The exact commands that (re-)run one cell."""
-    dataset, method, variant, run = Path(path).parts[-4:]
-    target = f"{path}/metrics.json"
+    dataset, method, variant, run = layout.parse_cell_dir(path)
+    target = layout.metrics_json(dataset, method, variant, run)
     cfg = shell_words(configfile)
     cell = f"llbench cell {quote(dataset)} {quote(method)} {quote(variant)} {quote(run)} --configfile {cfg}"
     return {

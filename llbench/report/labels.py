@@ -29,7 +29,7 @@ COST = {
     "peak_mem_mb": ("peak mem (MB) @256²", "sig", "peak memory of one inference at 256×256"),
 }
 TINY_NOTE = (
-    "tiny-* datasets are generated smoke-test data (a few synthetic images degraded from scikit-image "
+    "Tiny datasets (config key tiny) are generated smoke-test data (a few synthetic images degraded from scikit-image "
     "photographs): numbers on them test the pipeline, not the methods, so paper numbers are never "
     "compared to them."
 )
