@@ -46,6 +46,16 @@ def cmd_data(args: argparse.Namespace) -> int:
             make_tiny(name, out, seed=args.seed)
             print(f"tiny-{name}: {out}")
         return 0
+    if args.data_cmd == "cache":
+        from llbench.data import cache
+
+        info = stage.verify(Path(args.stamp))
+        ds = args.spec
+        built = cache.build(Path(ds["root"]), ds["train"], ds["kind"], info["manifest_sha256"], Path(args.base))
+        cache.write_pointer(Path(args.out), built)
+        verb = "reused" if built["reused"] else f"built in {built['build_s']:.1f} s"
+        print(f"{ds['name']}: training cache {built['folder']} ({built['bytes'] / 2**20:.0f} MiB, {verb})")
+        return 0
     if args.data_cmd == "stage":
         info = stage.stage(args.spec)
         stage.write_stamp(Path(args.stamp), info)
@@ -100,7 +110,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from llbench.train import train
 
-    train(args.spec, Path(args.out), stamp=Path(args.stamp) if args.stamp else None)
+    train(
+        args.spec,
+        Path(args.out),
+        stamp=Path(args.stamp) if args.stamp else None,
+        cache=Path(args.cache) if args.cache else None,
+    )
     return 0
 
 
@@ -233,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("name")
     t.add_argument("--out", help="output folder (default resources/tiny/<name>)")
     t.add_argument("--seed", type=int, default=None)
+    ca = dsub.add_parser("cache", help="the training-ready cache of a dataset's train split (the train_cache rule)")
+    ca.add_argument("--spec", type=_json, required=True, help="dataset config as JSON (name, kind, root, train)")
+    ca.add_argument("--stamp", required=True, help="the dataset's stamp (the data are checked against it)")
+    ca.add_argument("--base", required=True, help="the dataset's cache folder (one sub-folder per data version)")
+    ca.add_argument("--out", required=True, help="where to write the pointer to the cache in use")
+
     s = dsub.add_parser("stage", help="make one configured dataset available (tiny generator or dvc pull)")
     s.add_argument("--spec", type=_json, required=True, help="dataset config as JSON (name, kind, root, ...)")
     s.add_argument("--stamp", required=True, help="where to write the dataset's provenance stamp")
@@ -263,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--spec", type=_json, required=True)
     tr.add_argument("--out", required=True)
     tr.add_argument("--stamp", help="the training dataset's stamp; the data are checked against it first")
+    tr.add_argument("--cache", help="the train_cache rule's output: read images from the training-ready cache")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate one cell (a Snakemake job)")

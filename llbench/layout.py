@@ -56,6 +56,20 @@ def stamp(dataset: str) -> str:
     return f"resources/stamps/{dataset}.json"
 
 
+def train_cache(dataset: str) -> str:
+    """The training-ready caches of a dataset, one folder per data version (llbench.data.cache)."""
+    return f"resources/cache/train/{dataset}"
+
+
+def train_cache_pointer(dataset: str) -> str:
+    """The ``train_cache`` rule's output: which cache folder serves the dataset's current version."""
+    return f"resources/cache/train/{dataset}.json"
+
+
+def cache_log(dataset: str) -> str:
+    return f"{LOGS}/cache/{dataset}.log"
+
+
 def data_log(dataset: str) -> str:
     return f"{LOGS}/data/{dataset}.log"
 

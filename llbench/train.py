@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 import methods
 from llbench import provenance, runtime
 from llbench.data import stage
+from llbench.data.cache import read_pointer
 from llbench.data.datasets import StreamSampler, TrainSet
 from llbench.workflow import spec_hash
 
@@ -66,14 +67,16 @@ def _load_resume(path: Path, want_hash: str) -> dict[str, Any] | None:
     return state
 
 
-def train(spec: dict[str, Any], out: Path, stamp: Path | None = None) -> Path:
+def train(spec: dict[str, Any], out: Path, stamp: Path | None = None, cache: Path | None = None) -> Path:
     """Train the method variant described by ``spec``; returns the path of ``checkpoint.pt``.
 
     ``stamp``: the training dataset's stamp (the ``dataset`` rule's output); the data are checked against
     it before training (:func:`llbench.data.stage.verify`) and it is recorded in ``config.json``.
+    ``cache``: the ``train_cache`` rule's pointer; images are then read from the training-ready cache.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     data_info = stage.verify(stamp) if stamp is not None else None
+    cache_folder = read_pointer(cache, (data_info or {}).get("manifest_sha256")) if cache is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     method = methods.get(spec["method"])
@@ -92,7 +95,7 @@ def train(spec: dict[str, Any], out: Path, stamp: Path | None = None) -> Path:
 
     device, lease = runtime.setup(spec.get("runtime", {}), seed)
     try:
-        data = TrainSet(ds["root"], ds["train"], ds["kind"], method.train_data, cfg, seed)
+        data = TrainSet(ds["root"], ds["train"], ds["kind"], method.train_data, cfg, seed, cache=cache_folder)
         model = method.build(variant).to(device)
         trainer = method.trainer(model, cfg, device)
         resume_path = out / "resume.pt"

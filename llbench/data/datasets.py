@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from llbench.data import sidd
+from llbench.data.cache import Arrays
 from llbench.data.images import IMAGE_SUFFIXES, DatasetError, image_size, read_image, to_tensor
 from llbench.vocabulary import KINDS, TRAIN_DATA
 
@@ -81,12 +81,6 @@ def list_items(root: Path | str, split: str, kind: str, *, targets: bool = True,
 def raw_cache_dir(root: Path | str) -> Path:
     """Rendered raw ground truths live under resources/cache/, never inside a (DVC-tracked) dataset root."""
     return Path("resources") / "cache" / Path(root).resolve().as_posix().strip("/").replace("/", "_") / "gt"
-
-
-@lru_cache(maxsize=256)
-def _cached(path: Path) -> np.ndarray:
-    """Decode once per process (each DataLoader worker keeps its own small cache)."""
-    return read_image(path)
 
 
 class EvalSet(Dataset):
@@ -161,7 +155,18 @@ class TrainSet(Dataset):
     on the number of workers and a resumed run sees the same samples.
     """
 
-    def __init__(self, root: Path | str, split: str, kind: str, train_data: str, cfg: Mapping[str, Any], seed: int):
+    def __init__(
+        self,
+        root: Path | str,
+        split: str,
+        kind: str,
+        train_data: str,
+        cfg: Mapping[str, Any],
+        seed: int,
+        cache: Path | str | None = None,
+    ):
+        """``cache``: a training cache of this split (:mod:`llbench.data.cache`): images are memory-mapped
+        from it instead of decoded per sample; the samples are bit-identical either way."""
         if kind not in TRAIN_DATA.get(train_data, ()):
             raise ValueError(
                 f"a method trained on {train_data!r} data cannot train on a {kind!r} dataset "
@@ -179,7 +184,13 @@ class TrainSet(Dataset):
         else:
             self._raw = None
             paired = train_data == "paired"
-            self.items = list_items(root, split, kind, targets=paired)
+            if cache is None:
+                self.items = list_items(root, split, kind, targets=paired)
+                self._read = read_image
+            else:  # the cache build decoded (and so checked) every file: list without re-reading them
+                self.items = list_items(root, split, kind, targets=paired, verify=False)
+                self._read = Arrays(Path(cache), Path(root))
+                self._read.check_pairs(self.items)
             self.n = len(self.items)
             self.refs = None
             if train_data == "unpaired":
@@ -199,9 +210,9 @@ class TrainSet(Dataset):
             label = s["id"]
         else:
             it = self.items[i]
-            arrays, names = [_cached(it.input)], ["input"]
+            arrays, names = [self._read(it.input)], ["input"]
             if it.target is not None:
-                arrays.append(_cached(it.target))
+                arrays.append(self._read(it.target))
                 names.append("target")
             label = str(it.input)
         arrays = _augment(_crop(arrays, self.crop, rng, label), self.augment, rng)
@@ -211,7 +222,7 @@ class TrainSet(Dataset):
         }
         if self.refs is not None:
             ref_path = self.refs[int(rng.integers(0, len(self.refs)))]
-            ref = _augment(_crop([_cached(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]
+            ref = _augment(_crop([self._read(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]
             out["reference"] = to_tensor(np.ascontiguousarray(ref))
         return out
 

@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from llbench import layout
 from llbench import workflow as wf
 from llbench.data import stage
+from llbench.data.cache import KINDS_CACHED
 from llbench.data.manifest import MANIFEST
 from llbench.tables import RECORDS, TABLES
 
@@ -76,6 +77,14 @@ def dataset_inputs(wc):
         return [str(stage.DVC_FILE)]
     manifest = Path(ds["root"]) / MANIFEST
     return [str(manifest)] if origin == "local" and manifest.is_file() else []
+
+
+def train_inputs(wc):
+    """The stamp, and the training-ready cache where the dataset's kind has one (llbench.data.cache)."""
+    inputs = {"stamp": layout.stamp(wc.dataset)}
+    if CFG["datasets"][wc.dataset]["kind"] in KINDS_CACHED:
+        inputs["cache"] = layout.train_cache_pointer(wc.dataset)
+    return inputs
 
 
 def eval_inputs(wc):

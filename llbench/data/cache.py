@@ -1,0 +1,171 @@
+"""The training-ready cache: every training image of a dataset decoded once into a ``.npy`` file.
+
+A training sample is a small crop of a large image (AP-BSN / LG-BPN: 120x120 of a 5328x3000 SIDD
+frame). Decoding the whole PNG for every sample starves the GPU (0.7 s per SIDD image on one core) and
+caching decoded images per DataLoader worker grows each worker's memory with the dataset. Here each image
+is decoded once, by the ``train_cache`` rule, into an uncompressed ``.npy`` that the loaders memory-map:
+a crop reads only its rows, the pages live in the kernel's page cache shared by every worker, and a
+worker's own memory does not grow with the dataset (the official AP-BSN ``prep.py`` crops SIDD into
+512x512 patches once for the same reason; here the crop positions stay those of the original images,
+so training is bit-identical with and without the cache).
+
+The cache of a dataset version lives in ``resources/cache/train/<dataset>/<manifest sha256[:16]>/``
+(outside any DVC-tracked root): the same data manifest is never decoded twice, a changed one gets a new
+folder (the old versions of that dataset are removed). A build writes into a temporary folder and
+renames it when complete, so a killed build leaves nothing that looks like a cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llbench.data.images import IMAGE_SUFFIXES, DatasetError, read_image
+from llbench.vocabulary import KINDS
+
+FORMAT = "llbench-train-cache-v1"
+INDEX = "index.json"
+#: image kinds the cache covers (raw SID frames have their own ground-truth cache: llbench.data.raw)
+KINDS_CACHED = ("paired", "unpaired", "denoise")
+
+
+def source_files(root: Path, split: str, kind: str) -> list[Path]:
+    """Every image a training job of ``kind`` may read in ``<root>/<split>``: inputs, and targets (or the
+    normal-light reference set EnlightenGAN reads) where the folder exists."""
+    if kind not in KINDS_CACHED:
+        raise ValueError(f"no training cache for dataset kind {kind!r}; cached kinds: {', '.join(KINDS_CACHED)}")
+    folders = [KINDS[kind].input_dir, KINDS[kind].target_dir or KINDS["paired"].target_dir]
+    files = []
+    for name in dict.fromkeys(folders):
+        folder = Path(root) / split / name
+        if folder.is_dir():
+            files += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"{Path(root) / split}: no training images for a {kind} dataset")
+    return files
+
+
+def cache_dir(base: Path, manifest_sha256: str) -> Path:
+    """The folder of one dataset version inside ``base`` (``resources/cache/train/<dataset>``)."""
+    return Path(base) / manifest_sha256[:16]
+
+
+def read_index(folder: Path) -> dict[str, Any] | None:
+    """A complete cache's index, or None (no cache there, or another format)."""
+    try:
+        index = json.loads((Path(folder) / INDEX).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return index if index.get("format") == FORMAT else None
+
+
+def build(root: Path, split: str, kind: str, manifest_sha256: str, base: Path) -> dict[str, Any]:
+    """The cache of ``<root>/<split>`` for data manifest ``manifest_sha256``, built unless it exists.
+
+    Returns its index (``files``: source path relative to ``root`` -> ``.npy`` name, shape, dtype;
+    ``bytes``, ``build_s``) plus ``folder`` and ``reused``. A source that cannot be decoded raises
+    :class:`DatasetError` naming it, and nothing is left behind.
+    """
+    root, base = Path(root), Path(base)
+    folder = cache_dir(base, manifest_sha256)
+    index = read_index(folder)
+    if index is not None and index["manifest_sha256"] == manifest_sha256 and index["split"] == split:
+        return {**index, "folder": str(folder), "reused": True}
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in base.glob(".tmp-*"):  # a build killed before its rename
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
+    start = time.perf_counter()
+    try:
+        files, total = {}, 0
+        for i, path in enumerate(source_files(root, split, kind)):
+            arr = read_image(path)  # DatasetError naming the file
+            name = f"{i:06d}.npy"
+            np.save(tmp / name, np.ascontiguousarray(arr), allow_pickle=False)
+            files[path.relative_to(root).as_posix()] = {"npy": name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+            total += arr.nbytes
+        index = {
+            "format": FORMAT,
+            "manifest_sha256": manifest_sha256,
+            "split": split,
+            "kind": kind,
+            "files": files,
+            "bytes": total,
+            "build_s": round(time.perf_counter() - start, 3),
+        }
+        (tmp / INDEX).write_text(json.dumps(index, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in base.iterdir():  # earlier versions of this dataset: their data are gone
+        if old.is_dir() and old != folder and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
+    return {**index, "folder": str(folder), "reused": False}
+
+
+class Arrays:
+    """Memory-mapped decoded images of one cache, looked up by their source path."""
+
+    def __init__(self, folder: Path, root: Path):
+        self.folder, self.root = Path(folder), Path(root)
+        index = read_index(self.folder)
+        if index is None:
+            raise FileNotFoundError(f"{self.folder}: no training cache ({INDEX} missing or incomplete)")
+        self.files = index["files"]
+        self._maps: dict[str, np.ndarray] = {}  # mappings, not copies: no memory of this process's own
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": {}}  # a spawned worker maps the files itself (never a pickled copy)
+
+    def check_pairs(self, items) -> None:
+        """Every input and its target have the same size (what ``list_items`` checks on the files)."""
+        for it in items:
+            if it.target is None:
+                continue
+            a, b = (self.files.get(Path(p).relative_to(self.root).as_posix()) for p in (it.input, it.target))
+            if a is None or b is None:
+                missing = it.input if a is None else it.target
+                raise DatasetError(f"{missing}: not in the training cache {self.folder} (the data changed)")
+            if a["shape"][:2] != b["shape"][:2]:
+                raise DatasetError(f"{it.input} is {a['shape'][:2]} but {it.target} is {b['shape'][:2]}")
+
+    def __call__(self, path: Path) -> np.ndarray:
+        """The decoded image of source ``path`` (read-only, memory-mapped: only what is indexed is read)."""
+        rel = Path(path).relative_to(self.root).as_posix()
+        if rel not in self._maps:
+            if rel not in self.files:
+                raise DatasetError(f"{path}: not in the training cache {self.folder} (the data changed)")
+            self._maps[rel] = np.load(self.folder / self.files[rel]["npy"], mmap_mode="r")
+        return self._maps[rel]
+
+
+def write_pointer(path: Path, info: dict[str, Any]) -> None:
+    """The ``train_cache`` rule's output: which cache folder serves this dataset version, its size and build time."""
+    from llbench.runtime import atomic_write_json
+
+    keys = ("folder", "manifest_sha256", "split", "kind", "bytes", "build_s", "reused")
+    atomic_write_json(Path(path), {k: info[k] for k in keys} | {"images": len(info["files"])})
+
+
+def read_pointer(path: Path, manifest_sha256: str | None) -> Path:
+    """The cache folder a pointer names, checked against the data manifest the job verified."""
+    info = json.loads(Path(path).read_text())
+    if manifest_sha256 is not None and info["manifest_sha256"] != manifest_sha256:
+        raise DatasetError(
+            f"{path}: cache of data manifest {info['manifest_sha256'][:16]}, but the data are now "
+            f"{manifest_sha256[:16]}; rebuild it (snakemake reruns the train_cache rule when the stamp changes)"
+        )
+    folder = Path(info["folder"])
+    if read_index(folder) is None:
+        raise FileNotFoundError(f"{folder}: the training cache {path} names is gone; rebuild it")
+    return folder
