@@ -67,7 +67,8 @@ def test_dry_run_lists_only_that_cells_jobs(tmp_path):
     done = llbench_cell(work, "--dry-run", "tiny-lol", "sci", "stage1", "seed0")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert job_counts(out) == {"dataset": 1, "train": 1, "evaluate": 1}  # no sibling cell, no profile/tables/report
+    # no sibling cell, no profile/tables/report
+    assert job_counts(out) == {"dataset": 1, "train_cache": 1, "train": 1, "evaluate": 1}
     outputs = set(re.findall(r"results/[^\s,'\"]+", out))
     assert outputs and all(o.rstrip(";") == CELL or o.startswith(f"{CELL}/") for o in outputs), outputs
     assert not (work / "results").exists()  # a dry run writes nothing
@@ -81,6 +82,7 @@ def test_dry_run_lists_only_that_cells_jobs(tmp_path):
     )
     assert job_counts(full.stdout + full.stderr) == {
         "dataset": 1,
+        "train_cache": 1,
         "train": 2,
         "evaluate": 3,
         "profile": 3,
