@@ -90,9 +90,11 @@ def test_killed_build_leaves_no_cache_and_the_next_build_cleans_up(tiny, tmp_pat
 
 
 @pytest.mark.parametrize(
-    "name,kind,train_data", [("lol", "paired", "paired"), ("lol", "paired", "unpaired"), ("sidd", "denoise", "noisy")]
+    "name,kind,train_data",
+    [("lol", "paired", "paired"), ("lol", "paired", "unpaired"), ("sidd", "denoise", "noisy"), ("sid", "raw", "raw")],
 )
-def test_samples_from_the_cache_equal_samples_from_the_files(tiny, tmp_path, name, kind, train_data):
+def test_samples_from_the_cache_equal_samples_from_the_files(tiny, tmp_path, monkeypatch, name, kind, train_data):
+    monkeypatch.chdir(tmp_path)  # the raw ground-truth cache goes to ./resources/cache
     root = tiny(name)
     built = build(root, tmp_path / "cache", kind)
     cfg = {"crop": 48, "augment": ("hflip", "vflip", "rot90", "transpose")}

@@ -32,15 +32,15 @@ from llbench.vocabulary import KINDS
 
 FORMAT = "llbench-train-cache-v1"
 INDEX = "index.json"
-#: image kinds the cache covers (raw SID frames have their own ground-truth cache: llbench.data.raw)
-KINDS_CACHED = ("paired", "unpaired", "denoise")
+#: the dataset kinds with a training cache (raw: the Bayer mosaics and rendered ground truths of SID pairs)
+KINDS_CACHED = ("paired", "unpaired", "denoise", "raw")
 
 
 def source_files(root: Path, split: str, kind: str) -> list[Path]:
     """Every image a training job of ``kind`` may read in ``<root>/<split>``: inputs, and targets (or the
     normal-light reference set EnlightenGAN reads) where the folder exists."""
-    if kind not in KINDS_CACHED:
-        raise ValueError(f"no training cache for dataset kind {kind!r}; cached kinds: {', '.join(KINDS_CACHED)}")
+    if kind not in KINDS_CACHED or kind == "raw":
+        raise ValueError(f"no image files for dataset kind {kind!r} (raw pairs: _raw_pairs)")
     folders = [KINDS[kind].input_dir, KINDS[kind].target_dir or KINDS["paired"].target_dir]
     files = []
     for name in dict.fromkeys(folders):
@@ -85,11 +85,15 @@ def build(root: Path, split: str, kind: str, manifest_sha256: str, base: Path) -
     start = time.perf_counter()
     try:
         files, total = {}, 0
-        for i, path in enumerate(source_files(root, split, kind)):
-            arr = read_image(path)  # DatasetError naming the file
+        if kind == "raw":
+            decoded = _raw_arrays(root, split)
+        else:
+            decoded = ((p, read_image(p), {}) for p in source_files(root, split, kind))
+        for i, (path, arr, meta) in enumerate(decoded):  # a file that does not decode: an error naming it
             name = f"{i:06d}.npy"
             np.save(tmp / name, np.ascontiguousarray(arr), allow_pickle=False)
-            files[path.relative_to(root).as_posix()] = {"npy": name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+            rel = path.relative_to(root).as_posix()
+            files[rel] = {"npy": name, "shape": list(arr.shape), "dtype": str(arr.dtype), **meta}
             total += arr.nbytes
         index = {
             "format": FORMAT,
@@ -111,6 +115,22 @@ def build(root: Path, split: str, kind: str, manifest_sha256: str, base: Path) -
         if old.is_dir() and old != folder and not old.name.startswith("."):
             shutil.rmtree(old, ignore_errors=True)
     return {**index, "folder": str(folder), "reused": False}
+
+
+def _raw_arrays(root: Path, split: str):
+    """(file, array, facts) of every SID training pair: each short exposure's Bayer mosaic (uint16 H x W,
+    with its amplification ratio as SIDRaw computes it) and each long exposure's rendered ground truth
+    (uint16 H x W x 3, through the raw ground-truth cache)."""
+    from llbench.data.datasets import raw_cache_dir
+    from llbench.data.raw import SIDRaw, _exposure, amplification_ratio, ground_truth_u16, read_bayer
+
+    done = set()
+    for p in SIDRaw(root, split).pairs:
+        bayer, short_t = read_bayer(p.short)
+        yield p.short, bayer, {"ratio": amplification_ratio(short_t, _exposure(p.long))}
+        if p.long not in done:
+            done.add(p.long)
+            yield p.long, ground_truth_u16(p.long, raw_cache_dir(root)), {}
 
 
 class Arrays:
@@ -138,6 +158,10 @@ class Arrays:
                 raise DatasetError(f"{missing}: not in the training cache {self.folder} (the data changed)")
             if a["shape"][:2] != b["shape"][:2]:
                 raise DatasetError(f"{it.input} is {a['shape'][:2]} but {it.target} is {b['shape'][:2]}")
+
+    def facts(self, path: Path) -> dict[str, Any]:
+        """What the build recorded about source ``path`` besides its array (e.g. a raw frame's ratio)."""
+        return self.files[Path(path).relative_to(self.root).as_posix()]
 
     def __call__(self, path: Path) -> np.ndarray:
         """The decoded image of source ``path`` (read-only, memory-mapped: only what is indexed is read)."""

@@ -181,8 +181,9 @@ class TrainSet(Dataset):
             self._raw = SIDRaw(root, split, cache_dir=raw_cache_dir(root))
             self.n = len(self._raw)
             self.items, self.refs = None, None
+            self._arrays = Arrays(Path(cache), Path(root)) if cache is not None else None
         else:
-            self._raw = None
+            self._raw, self._arrays = None, None
             paired = train_data == "paired"
             if cache is None:
                 self.items = list_items(root, split, kind, targets=paired)
@@ -203,7 +204,9 @@ class TrainSet(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         epoch, i = divmod(int(index), self.n)
         rng = np.random.default_rng([self.seed, epoch, i])
-        if self._raw is not None:
+        if self._raw is not None and self._arrays is not None:
+            arrays, names, label = self._raw_crop(i, rng), ["input", "target"], self._raw.pairs[i].id
+        elif self._raw is not None:
             s = self._raw[i]
             arrays = [s["input"].numpy().transpose(1, 2, 0), s["target"].numpy().transpose(1, 2, 0)]
             names = ["input", "target"]
@@ -215,7 +218,9 @@ class TrainSet(Dataset):
                 arrays.append(self._read(it.target))
                 names.append("target")
             label = str(it.input)
-        arrays = _augment(_crop(arrays, self.crop, rng, label), self.augment, rng)
+        if not (self._raw is not None and self._arrays is not None):  # cached raw pairs are read cropped
+            arrays = _crop(arrays, self.crop, rng, label)
+        arrays = _augment(arrays, self.augment, rng)
         out = {
             k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a)
             for k, a in zip(names, arrays, strict=True)
@@ -225,6 +230,24 @@ class TrainSet(Dataset):
             ref = _augment(_crop([self._read(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]
             out["reference"] = to_tensor(np.ascontiguousarray(ref))
         return out
+
+    def _raw_crop(self, i: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """The packed, amplified input crop and its ground-truth crop of SID pair ``i`` from the cache: only
+        the crop is read and packed, with the random window :func:`_crop` draws (bit-identical samples)."""
+        from llbench.data.raw import pack_bayer
+
+        p = self._raw.pairs[i]
+        bayer, gt = self._arrays(p.short), self._arrays(p.long)
+        h, w = bayer.shape[0] // 2, bayer.shape[1] // 2
+        c_h, c_w = (h, w) if self.crop is None else (self.crop, self.crop)
+        if h < c_h or w < c_w:
+            raise DatasetError(f"{p.id}: image {h}x{w} is smaller than the training crop {self.crop}")
+        y = int(rng.integers(0, h - c_h + 1)) if self.crop is not None else 0
+        x = int(rng.integers(0, w - c_w + 1)) if self.crop is not None else 0
+        packed = pack_bayer(np.asarray(bayer[2 * y : 2 * (y + c_h), 2 * x : 2 * (x + c_w)]))
+        amplified = np.minimum(packed * np.float32(self._arrays.facts(p.short)["ratio"]), 1.0)  # as SIDRaw
+        target = np.asarray(gt[2 * y : 2 * (y + c_h), 2 * x : 2 * (x + c_w)], dtype=np.float32) / np.float32(65535)
+        return [amplified.transpose(1, 2, 0), target]
 
 
 def _f32(a: np.ndarray) -> torch.Tensor:

@@ -283,12 +283,18 @@ def cached_ground_truth(path: str | os.PathLike, cache_dir: str | os.PathLike) -
     The PNG is written atomically the first time; later calls decode it and never run LibRaw. An
     unreadable cache file is rendered again and replaced.
     """
+    rgb = ground_truth_u16(path, cache_dir)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(65535)
+
+
+def ground_truth_u16(path: str | os.PathLike, cache_dir: str | os.PathLike) -> np.ndarray:
+    """The rendered ground truth of ``path`` as uint16 H x W x 3 RGB, through the PNG cache in ``cache_dir``."""
     cv2 = _cv2()
     cache = Path(cache_dir) / (Path(path).stem + ".png")
     if cache.is_file():
         bgr = cv2.imread(os.fspath(cache), cv2.IMREAD_UNCHANGED)
         if bgr is not None and bgr.dtype == np.uint16 and bgr.ndim == 3 and bgr.shape[2] == 3:
-            return np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(65535)
+            return np.ascontiguousarray(bgr[:, :, ::-1])
     rgb = _render_u16(path)
     cache.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=cache.parent)
@@ -300,7 +306,7 @@ def cached_ground_truth(path: str | os.PathLike, cache_dir: str | os.PathLike) -
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(65535)
+    return np.ascontiguousarray(rgb)
 
 
 # ---- dataset ------------------------------------------------------------------------------------
