@@ -37,6 +37,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.data_cmd == "tiny":
         from llbench.data.tiny import GENERATORS, make_tiny
 
+        if args.full_size:  # a full-size stand-in of a real dataset (benchmarks; large, never committed)
+            from llbench.data.fullsize import make_full_size
+
+            if args.name == "all":
+                raise ValueError("--full-size makes one dataset at a time (each is gigabytes); name it")
+            out = Path(args.out) if args.out else Path("resources/full") / args.name
+            make_full_size(args.name, out, fraction=args.fraction, seed=0 if args.seed is None else args.seed)
+            print(f"full-{args.name}: {out}")
+            return 0
+        if args.fraction is not None:
+            raise ValueError("--fraction needs --full-size (tiny datasets have fixed counts)")
         names = list(GENERATORS) if args.name == "all" else [args.name]
         for name in names:
             if args.out is None:
@@ -244,10 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="datasets: tiny generators, staging, prepare and check")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
-    t = dsub.add_parser("tiny", help="generate a tiny dataset (lol, lsrw, sidd, unpaired, sid, all)")
+    t = dsub.add_parser(
+        "tiny",
+        help="generate a tiny dataset (lol, lsrw, sidd, unpaired, sid, all), or with --full-size a full-size "
+        "stand-in of a real one (lol, lolv2-real, lolv2-syn, lsrw, sidd, sid) for benchmarks",
+    )
     t.add_argument("name")
-    t.add_argument("--out", help="output folder (default resources/tiny/<name>)")
+    t.add_argument("--out", help="output folder (default resources/tiny/<name>; --full-size: resources/full/<name>)")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument(
+        "--full-size", action="store_true", help="the real dataset's image sizes and layout, scaled counts (large)"
+    )
+    t.add_argument(
+        "--fraction", type=float, help="with --full-size: share of the real counts, 0 < F <= 1 (default per dataset)"
+    )
     ca = dsub.add_parser("cache", help="the training-ready cache of a dataset's train split (the train_cache rule)")
     ca.add_argument("--spec", type=_json, required=True, help="dataset config as JSON (name, kind, root, train)")
     ca.add_argument("--stamp", required=True, help="the dataset's stamp (the data are checked against it)")

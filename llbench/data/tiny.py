@@ -31,6 +31,16 @@ TRAIN_REGIONS = [("astronaut", (0, 300, 0, 512)), ("coffee", (0, 400, 0, 600)), 
 TEST_REGIONS = [("chelsea", (22, 278, 33, 417)), ("astronaut", (320, 512, 256, 512)), ("rocket", (235, 427, 192, 448))]
 
 
+#: low-light capture models of the paired sets (keyword arguments of :func:`low_light`), shared with the
+#: full-size stand-ins (:mod:`llbench.data.fullsize`)
+LOW_LIGHT_MODELS: dict[str, dict[str, tuple[float, float] | float]] = {
+    "lol": {"exposure": (0.03, 0.08), "gamma": (1.0, 1.15), "full_well": 2000.0, "read": 0.002},
+    "lsrw": {"exposure": (0.08, 0.2), "gamma": (1.1, 1.3), "full_well": 1000.0, "read": 0.006},
+}
+#: SIDD-like noise: full well drawn uniformly from this range per image, Gaussian read noise (linear units)
+SIDD_FULL_WELL, SIDD_READ = (150.0, 400.0), 0.004
+
+
 def _photo(name: str) -> np.ndarray:
     from skimage import data
 
@@ -116,12 +126,12 @@ def _paired(root: Path, seed: int, exposure, gamma, full_well, read, n_train=6, 
 
 def make_lol(root: Path, seed: int = 0) -> None:
     """LOL-like: strong exposure drop (x0.03-0.08), gamma 1.0-1.15, moderate shot/read noise."""
-    _paired(root, seed, exposure=(0.03, 0.08), gamma=(1.0, 1.15), full_well=2000.0, read=0.002)
+    _paired(root, seed, **LOW_LIGHT_MODELS["lol"])
 
 
 def make_lsrw(root: Path, seed: int = 1) -> None:
     """LSRW-like: milder exposure drop (x0.08-0.2), gamma 1.1-1.3, more read noise."""
-    _paired(root, seed, exposure=(0.08, 0.2), gamma=(1.1, 1.3), full_well=1000.0, read=0.006)
+    _paired(root, seed, **LOW_LIGHT_MODELS["lsrw"])
 
 
 def make_sidd(root: Path, seed: int = 2) -> None:
@@ -130,8 +140,8 @@ def make_sidd(root: Path, seed: int = 2) -> None:
 
     def pair(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lin = srgb_to_linear(img.astype(np.float64) / 255.0)
-        fw = rng.uniform(150.0, 400.0)
-        return to_u8(linear_to_srgb(lin)), to_u8(linear_to_srgb(_mosaic_noise(lin, rng, fw, 0.004)))
+        fw = rng.uniform(*SIDD_FULL_WELL)
+        return to_u8(linear_to_srgb(lin)), to_u8(linear_to_srgb(_mosaic_noise(lin, rng, fw, SIDD_READ)))
 
     noisy_dir, clean_dir = KINDS["denoise"].input_dir, KINDS["denoise"].target_dir
     for i, img in enumerate(_crops(TRAIN_REGIONS, 4, (160, 160), rng)):
