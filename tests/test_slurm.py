@@ -109,7 +109,11 @@ def submitted(tmp_path_factory):
     env = fake_slurm_env(tmp)
     wd = tmp / "wd"
     (wd / "resources" / "stamps").mkdir(parents=True)
-    (wd / "resources" / "stamps" / "tiny-lol.json").write_text("{}")  # train's input exists; tiny-sidd's not
+    (wd / "resources" / "stamps" / "tiny-lol.json").write_text("{}")  # train's inputs exist; tiny-sidd's not
+    pointer = wd / "resources" / "cache" / "train" / "tiny-lol.json"  # the training cache, newer than the stamp
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text("{}")
+    os.utime(pointer, (time.time() + 5, time.time() + 5))
     cmd = [
         SNAKEMAKE,
         TRAIN_TARGET,
