@@ -25,7 +25,7 @@ TRAIN_CELLS = {}
 for _c in CELLS.values():
     if _c.train_dataset is not None and _c.checkpoint is None:
         TRAIN_CELLS.setdefault((_c.train_dataset, _c.method, _c.variant, _c.seed), _c)
-#: rule patterns: a cell folder, a training run's folder (layout.cell_dir with wildcards)
+#: the rules' path patterns: a cell folder, a training run's folder (layout.cell_dir with wildcards)
 CELL = layout.cell_dir("{dataset}", "{method}", "{variant}", "{run}")
 TRAIN_RUN = layout.cell_dir("{dataset}", "{method}", "{variant}", "seed{seed}")
 PROFILES = sorted({(c.method, c.variant) for c in CELLS.values()})
