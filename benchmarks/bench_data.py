@@ -6,15 +6,21 @@
 For each path (``files``: decode the source image for every sample, as before the cache; ``cache``: crops
 read from the memory-mapped training cache, llbench.data.cache) it runs the method's real loader
 (``TrainSet`` + ``DataLoader`` with ``StreamSampler``, the method's official crop, batch and augmentation)
-in a fresh process and measures: samples/s after one warm-up batch, the peak RSS of a DataLoader worker
-(``ru_maxrss`` of the finished workers; with ``--workers 0`` the main process's growth), and the cache's
+in a fresh process and measures: samples/s after one warm-up batch, the memory of a DataLoader worker
+(below; with ``--workers 0`` the main process's growth), and the cache's
 build time and size (built into ``--cache-base`` if it is not there; a rebuild only when the data change).
 It also times the method's CPU training step on a batch of that shape and prints the share of a step spent
 waiting for data at that step time and at an estimated GPU step time: training FLOPs (3x the forward pass,
 counted by llbench.profiling) at ``--gpu-tflops`` sustained; the assumption is printed with the number.
 
-Prints one JSON object per path with ``--json`` (at least samples_per_s, peak_rss_mb_per_worker,
-cache_build_s, cache_mb); otherwise a markdown table.
+Memory per worker: ``peak_rss_mb_per_worker`` is the strict peak (``ru_maxrss``: it counts the pages the
+worker shares with the main process it was forked from); ``peak_pss_mb_per_worker`` divides shared pages
+among their sharers, and ``rss_growth_mb_per_worker`` is how much a worker's RSS grew between its first
+batch and the end (it must not grow with the data read). Polled from /proc every 20 ms.
+
+With ``--json`` it prints one JSON object (at least samples_per_s, peak_rss_mb_per_worker, cache_build_s,
+cache_mb): the cache path's figures, the files path's under ``files`` and ``speedup_vs_files``;
+otherwise a markdown table.
 """
 
 from __future__ import annotations
@@ -55,6 +61,59 @@ def _loader(args: argparse.Namespace, cache_folder: str | None):
     return method, cfg, batch, loader
 
 
+def _rss_kb(pid: int) -> dict[str, int]:
+    """Memory of ``pid`` in kB (Linux /proc): VmRSS and its parts (RssAnon: heap, including the pages
+    inherited from the main process at fork and still shared with it; RssFile: mapped files; RssShmem:
+    shared memory such as the batches handed to the main process) and Pss (each shared page divided
+    among the processes sharing it: the sum over processes is the memory they take together)."""
+    found = {}
+    for name in ("status", "smaps_rollup"):
+        try:
+            lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+        except OSError:
+            return {}
+        for ln in lines:
+            key, _, value = ln.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Pss"):
+                found[key] = int(value.split()[0])
+    return found
+
+
+class WorkerMemory:
+    """Polls the DataLoader workers' /proc status every 20 ms: peak of each part, and VmRSS after the
+    first batch and at the end (whether a worker's memory grows as it reads more of the dataset)."""
+
+    def __init__(self, pids: list[int]):
+        import threading
+
+        self.pids, self.peak, self.first, self.last = pids, {}, {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            for pid in self.pids:
+                now = _rss_kb(pid)
+                for k, v in now.items():
+                    self.peak[k] = max(self.peak.get(k, 0), v)
+                if now:
+                    self.first.setdefault(pid, now["VmRSS"])
+                    self.last[pid] = now["VmRSS"]
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        growth = [self.last[p] - self.first[p] for p in self.last]
+        return {
+            "peak_pss_mb_per_worker": self.peak.get("Pss", 0) / 1024,
+            "peak_anon_mb_per_worker": self.peak.get("RssAnon", 0) / 1024,
+            "peak_file_mb_per_worker": self.peak.get("RssFile", 0) / 1024,
+            "peak_shmem_mb_per_worker": self.peak.get("RssShmem", 0) / 1024,
+            "rss_growth_mb_per_worker": max(growth, default=0) / 1024,
+        }
+
+
 def measure_one(args: argparse.Namespace) -> dict[str, Any]:
     """One path in this process (run by the parent in a fresh interpreter)."""
     import torch
@@ -64,12 +123,14 @@ def measure_one(args: argparse.Namespace) -> dict[str, Any]:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     method, cfg, batch, loader = _loader(args, cache_folder)
     it = iter(loader)
+    memory = WorkerMemory([w.pid for w in getattr(it, "_workers", [])]) if args.workers > 0 else None
     first = next(it)  # warm-up: worker start, first files
     n_batches = max(1, args.samples // batch)
     t0 = time.perf_counter()
     for _ in range(n_batches):
         next(it)
     wall = time.perf_counter() - t0
+    parts = memory.stop() if memory else {}
     del it
     if args.workers > 0:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -78,9 +139,12 @@ def measure_one(args: argparse.Namespace) -> dict[str, Any]:
     shapes = {k: list(v.shape) for k, v in first.items()}
     return {
         "samples_per_s": n_batches * batch / wall,
+        "samples": n_batches * batch,
         "batch": batch,
         "shapes": shapes,
         "peak_rss_mb_per_worker": peak,
+        **parts,
+        "main_rss_mb_at_start": rss0 / 1024,
         "crop": cfg.get("crop"),
     }
 
@@ -142,6 +206,19 @@ def _run_child(args: argparse.Namespace, cache_folder: str | None) -> dict[str, 
     if done.returncode != 0:
         raise SystemExit(f"bench_data: the {'cache' if cache_folder else 'files'} run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One object: the path training uses (the cache, when measured) at the top level, the other paths
+    under their names, and the speed-up of the cache over decoding the files."""
+    top = next((r for r in results if r["path"] == "cache" and "samples_per_s" in r), results[0])
+    out = dict(top)
+    for r in results:
+        if r is not top:
+            out[r["path"]] = r
+    if "files" in out and out["files"].get("samples_per_s") and top.get("samples_per_s"):
+        out["speedup_vs_files"] = top["samples_per_s"] / out["files"]["samples_per_s"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,20 +296,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.gpu_tflops:g} TFLOP/s sustained, at least {args.gpu_min_step_ms:g} ms",
             )
     if args.json:
-        for r in results:
-            print(json.dumps(r))
+        print(json.dumps(summary(results)))
         return 0
     print(
-        "| path | samples/s | peak RSS/worker (MB) | cache build (s) | cache (MB) | wait @CPU step | wait @GPU est. |"
+        "| path | samples/s | peak RSS / PSS per worker (MB) | RSS growth (MB) | cache build (s) | cache (MB) "
+        "| wait @CPU step | wait @GPU est. |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
 
         def f(k, fmt, r=r):
             return format(r[k], fmt) if r.get(k) is not None else "n/a"
 
         print(
-            f"| {r['path']} | {f('samples_per_s', '.0f')} | {f('peak_rss_mb_per_worker', '.0f')} | "
+            f"| {r['path']} | {f('samples_per_s', '.0f')} | {f('peak_rss_mb_per_worker', '.0f')} / "
+            f"{f('peak_pss_mb_per_worker', '.0f')} | {f('rss_growth_mb_per_worker', '.0f')} | "
             f"{f('cache_build_s', '.1f')} | {f('cache_mb', '.0f')} | {f('data_wait_cpu', '.0%')} | "
             f"{f('data_wait_gpu_estimate', '.0%')} |"
         )

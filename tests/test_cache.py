@@ -122,7 +122,9 @@ def test_training_on_the_cache_gives_bit_identical_weights(tiny, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_cache_arrays_are_mappings_not_copies(tiny, tmp_path):
+def test_a_worker_holds_no_mapping_between_samples(tiny, tmp_path):
+    """Bounded memory: a crop maps its image only while it is read, so the cache pages a DataLoader worker
+    touched are never part of its resident memory, however many images it has read."""
     import pickle
 
     root = tiny("sidd")
@@ -130,4 +132,10 @@ def test_cache_arrays_are_mappings_not_copies(tiny, tmp_path):
     arrays = cache.Arrays(Path(built["folder"]), root)
     path = root / "train" / "noisy" / "000.png"
     assert isinstance(arrays(path), np.memmap) and not arrays(path).flags.writeable
-    assert pickle.loads(pickle.dumps(arrays))._maps == {}  # a spawned worker maps the files itself
+    assert len(pickle.dumps(arrays)) < 10_000  # a spawned worker gets the index, never image data
+    data = TrainSet(root, "train", "denoise", "noisy", {"crop": 32}, seed=0, cache=built["folder"])
+    samples = [data[i] for i in range(2 * len(data))]
+    assert len(samples) == 2 * len(data) and samples[0]["input"].shape == (3, 32, 32)
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        assert built["folder"] not in maps.read_text()

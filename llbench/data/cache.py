@@ -30,7 +30,7 @@ import numpy as np
 from llbench.data.images import IMAGE_SUFFIXES, DatasetError, read_image
 from llbench.vocabulary import KINDS
 
-FORMAT = "llbench-train-cache-v1"
+FORMAT = "llbench-train-cache-v2"  # v2: raw arrays stored CHW (Bayer planes, planar target); offsets
 INDEX = "index.json"
 #: the dataset kinds with a training cache (raw: the Bayer mosaics and rendered ground truths of SID pairs)
 KINDS_CACHED = ("paired", "unpaired", "denoise", "raw")
@@ -92,8 +92,9 @@ def build(root: Path, split: str, kind: str, manifest_sha256: str, base: Path) -
         for i, (path, arr, meta) in enumerate(decoded):  # a file that does not decode: an error naming it
             name = f"{i:06d}.npy"
             np.save(tmp / name, np.ascontiguousarray(arr), allow_pickle=False)
+            offset = np.load(tmp / name, mmap_mode="r").offset  # where the data start, after the header
             rel = path.relative_to(root).as_posix()
-            files[rel] = {"npy": name, "shape": list(arr.shape), "dtype": str(arr.dtype), **meta}
+            files[rel] = {"npy": name, "shape": list(arr.shape), "dtype": str(arr.dtype), "offset": offset, **meta}
             total += arr.nbytes
         index = {
             "format": FORMAT,
@@ -118,23 +119,29 @@ def build(root: Path, split: str, kind: str, manifest_sha256: str, base: Path) -
 
 
 def _raw_arrays(root: Path, split: str):
-    """(file, array, facts) of every SID training pair: each short exposure's Bayer mosaic (uint16 H x W,
-    with its amplification ratio as SIDRaw computes it) and each long exposure's rendered ground truth
-    (uint16 H x W x 3, through the raw ground-truth cache)."""
+    """(file, array, facts) of every SID training pair, channels first so that a crop reads whole rows:
+    each short exposure's Bayer planes (uint16 (4, H/2, W/2), SID's packing order, with its amplification
+    ratio as SIDRaw computes it) and each long exposure's rendered ground truth (uint16 (3, H, W), through
+    the raw ground-truth cache)."""
     from llbench.data.datasets import raw_cache_dir
-    from llbench.data.raw import SIDRaw, _exposure, amplification_ratio, ground_truth_u16, read_bayer
+    from llbench.data.raw import SIDRaw, _exposure, amplification_ratio, bayer_planes, ground_truth_u16, read_bayer
 
     done = set()
     for p in SIDRaw(root, split).pairs:
         bayer, short_t = read_bayer(p.short)
-        yield p.short, bayer, {"ratio": amplification_ratio(short_t, _exposure(p.long))}
+        yield p.short, bayer_planes(bayer), {"ratio": amplification_ratio(short_t, _exposure(p.long))}
         if p.long not in done:
             done.add(p.long)
-            yield p.long, ground_truth_u16(p.long, raw_cache_dir(root)), {}
+            yield p.long, ground_truth_u16(p.long, raw_cache_dir(root)).transpose(2, 0, 1), {}
 
 
 class Arrays:
-    """Memory-mapped decoded images of one cache, looked up by their source path."""
+    """The decoded images of one cache, looked up by their source path.
+
+    Each call maps the image's ``.npy`` afresh and the mapping goes when the caller drops the array: a
+    DataLoader worker holds no mapping between samples, so the cache pages it read count in the kernel's
+    shared page cache, never in the worker's resident memory, however large the dataset.
+    """
 
     def __init__(self, folder: Path, root: Path):
         self.folder, self.root = Path(folder), Path(root)
@@ -142,10 +149,6 @@ class Arrays:
         if index is None:
             raise FileNotFoundError(f"{self.folder}: no training cache ({INDEX} missing or incomplete)")
         self.files = index["files"]
-        self._maps: dict[str, np.ndarray] = {}  # mappings, not copies: no memory of this process's own
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_maps": {}}  # a spawned worker maps the files itself (never a pickled copy)
 
     def check_pairs(self, items) -> None:
         """Every input and its target have the same size (what ``list_items`` checks on the files)."""
@@ -166,11 +169,10 @@ class Arrays:
     def __call__(self, path: Path) -> np.ndarray:
         """The decoded image of source ``path`` (read-only, memory-mapped: only what is indexed is read)."""
         rel = Path(path).relative_to(self.root).as_posix()
-        if rel not in self._maps:
-            if rel not in self.files:
-                raise DatasetError(f"{path}: not in the training cache {self.folder} (the data changed)")
-            self._maps[rel] = np.load(self.folder / self.files[rel]["npy"], mmap_mode="r")
-        return self._maps[rel]
+        if rel not in self.files:
+            raise DatasetError(f"{path}: not in the training cache {self.folder} (the data changed)")
+        f = self.files[rel]
+        return np.memmap(self.folder / f["npy"], f["dtype"], "r", f["offset"], tuple(f["shape"]))
 
 
 def write_pointer(path: Path, info: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Sampler
 from llbench.data import sidd
 from llbench.data.cache import Arrays
 from llbench.data.images import IMAGE_SUFFIXES, DatasetError, image_size, read_image, to_tensor
+from llbench.data.raw import amplify, normalize_raw
 from llbench.vocabulary import KINDS, TRAIN_DATA
 
 
@@ -118,33 +119,46 @@ class EvalSet(Dataset):
         return out
 
 
-def _augment(arrays: list[np.ndarray], ops: tuple[str, ...], rng: np.random.Generator) -> list[np.ndarray]:
-    """The same random flips / rotation / transpose for every array (HxWxC)."""
+#: the (H, W) axes of the raw path's CHW arrays
+RAW_AXES = (1, 2)
+
+
+def _augment(
+    arrays: list[np.ndarray], ops: tuple[str, ...], rng: np.random.Generator, axes: tuple[int, int] = (0, 1)
+) -> list[np.ndarray]:
+    """The same random flips / rotation / transpose for every array; ``axes``: its (H, W) axes (HWC images:
+    (0, 1); CHW raw arrays: (1, 2))."""
+    h, w = axes
     if "hflip" in ops and rng.random() < 0.5:
-        arrays = [a[:, ::-1] for a in arrays]
+        arrays = [np.flip(a, w) for a in arrays]
     if "vflip" in ops and rng.random() < 0.5:
-        arrays = [a[::-1] for a in arrays]
+        arrays = [np.flip(a, h) for a in arrays]
     if "transpose" in ops and rng.random() < 0.5:
-        arrays = [a.transpose(1, 0, 2) for a in arrays]
+        arrays = [np.swapaxes(a, h, w) for a in arrays]
     if "rot90" in ops:
         k = int(rng.integers(0, 4))
-        arrays = [np.rot90(a, k, axes=(0, 1)) for a in arrays]
+        arrays = [np.rot90(a, k, axes=(h, w)) for a in arrays]
     return arrays
 
 
-def _crop(arrays: list[np.ndarray], crop: int | None, rng: np.random.Generator, name: str) -> list[np.ndarray]:
-    """Random ``crop`` x ``crop`` window of arrays[0]; later arrays are cropped at the same place, scaled."""
+def _crop(
+    arrays: list[np.ndarray], crop: int | None, rng: np.random.Generator, name: str, axes: tuple[int, int] = (0, 1)
+) -> list[np.ndarray]:
+    """Random ``crop`` x ``crop`` window of arrays[0]; later arrays are cropped at the same place, scaled
+    (a raw target is twice its packed input). ``axes``: the (H, W) axes, as in :func:`_augment`."""
     if crop is None:
         return arrays
-    h, w = arrays[0].shape[:2]
+    h, w = (arrays[0].shape[a] for a in axes)
     if h < crop or w < crop:
         raise DatasetError(f"{name}: image {h}x{w} is smaller than the training crop {crop}")
     y = int(rng.integers(0, h - crop + 1))
     x = int(rng.integers(0, w - crop + 1))
     out = []
     for a in arrays:
-        s = a.shape[0] // h
-        out.append(a[y * s : (y + crop) * s, x * s : (x + crop) * s])
+        s = a.shape[axes[0]] // h
+        window = [slice(None)] * a.ndim
+        window[axes[0]], window[axes[1]] = slice(y * s, (y + crop) * s), slice(x * s, (x + crop) * s)
+        out.append(a[tuple(window)])
     return out
 
 
@@ -204,55 +218,37 @@ class TrainSet(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         epoch, i = divmod(int(index), self.n)
         rng = np.random.default_rng([self.seed, epoch, i])
-        if self._raw is not None and self._arrays is not None:
-            arrays, names, label = self._raw_crop(i, rng), ["input", "target"], self._raw.pairs[i].id
-        elif self._raw is not None:
-            s = self._raw[i]
-            arrays = [s["input"].numpy().transpose(1, 2, 0), s["target"].numpy().transpose(1, 2, 0)]
-            names = ["input", "target"]
-            label = s["id"]
-        else:
-            it = self.items[i]
-            arrays, names = [self._read(it.input)], ["input"]
-            if it.target is not None:
-                arrays.append(self._read(it.target))
-                names.append("target")
-            label = str(it.input)
-        if not (self._raw is not None and self._arrays is not None):  # cached raw pairs are read cropped
-            arrays = _crop(arrays, self.crop, rng, label)
-        arrays = _augment(arrays, self.augment, rng)
-        out = {
-            k: to_tensor(np.ascontiguousarray(a)) if a.dtype != np.float32 else _f32(a)
-            for k, a in zip(names, arrays, strict=True)
-        }
+        if self._raw is not None:  # float32 CHW: packed input (4, H/2, W/2), rendered target (3, H, W)
+            if self._arrays is not None:
+                x, y = self._raw_sample(i, rng)
+            else:
+                s = self._raw[i]
+                crops = _crop([s["input"].numpy(), s["target"].numpy()], self.crop, rng, s["id"], RAW_AXES)
+                x, y = (np.ascontiguousarray(a) for a in _augment(crops, self.augment, rng, RAW_AXES))
+            return {"input": torch.from_numpy(x), "target": torch.from_numpy(y)}
+        it = self.items[i]
+        arrays, names = [self._read(it.input)], ["input"]
+        if it.target is not None:
+            arrays.append(self._read(it.target))
+            names.append("target")
+        arrays = _augment(_crop(arrays, self.crop, rng, str(it.input)), self.augment, rng)
+        out = {k: to_tensor(np.ascontiguousarray(a)) for k, a in zip(names, arrays, strict=True)}
         if self.refs is not None:
             ref_path = self.refs[int(rng.integers(0, len(self.refs)))]
             ref = _augment(_crop([self._read(ref_path)], self.crop, rng, str(ref_path)), self.augment, rng)[0]
             out["reference"] = to_tensor(np.ascontiguousarray(ref))
         return out
 
-    def _raw_crop(self, i: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """The packed, amplified input crop and its ground-truth crop of SID pair ``i`` from the cache: only
-        the crop is read and packed, with the random window :func:`_crop` draws (bit-identical samples)."""
-        from llbench.data.raw import pack_bayer
-
+    def _raw_sample(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The amplified packed input crop and its ground-truth crop of SID pair ``i`` from the cache, which
+        holds the Bayer planes and the rendered target as uint16 CHW. The window and the flips are drawn as
+        for :class:`SIDRaw`'s arrays and applied to the uint16 views (they commute with the element-wise
+        float32 operations, so the samples are bit-identical); only the window is read and converted."""
         p = self._raw.pairs[i]
-        bayer, gt = self._arrays(p.short), self._arrays(p.long)
-        h, w = bayer.shape[0] // 2, bayer.shape[1] // 2
-        c_h, c_w = (h, w) if self.crop is None else (self.crop, self.crop)
-        if h < c_h or w < c_w:
-            raise DatasetError(f"{p.id}: image {h}x{w} is smaller than the training crop {self.crop}")
-        y = int(rng.integers(0, h - c_h + 1)) if self.crop is not None else 0
-        x = int(rng.integers(0, w - c_w + 1)) if self.crop is not None else 0
-        packed = pack_bayer(np.asarray(bayer[2 * y : 2 * (y + c_h), 2 * x : 2 * (x + c_w)]))
-        amplified = np.minimum(packed * np.float32(self._arrays.facts(p.short)["ratio"]), 1.0)  # as SIDRaw
-        target = np.asarray(gt[2 * y : 2 * (y + c_h), 2 * x : 2 * (x + c_w)], dtype=np.float32) / np.float32(65535)
-        return [amplified.transpose(1, 2, 0), target]
-
-
-def _f32(a: np.ndarray) -> torch.Tensor:
-    """HxWxC float32 (raw pipeline) -> CxHxW tensor."""
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+        crops = _crop([self._arrays(p.short), self._arrays(p.long)], self.crop, rng, p.id, RAW_AXES)
+        planes, target = _augment(crops, self.augment, rng, RAW_AXES)
+        x = amplify(normalize_raw(planes), self._arrays.facts(p.short)["ratio"])
+        return x, np.divide(target, np.float32(65535), out=np.empty(target.shape, np.float32))
 
 
 class StreamSampler(Sampler[int]):

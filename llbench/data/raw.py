@@ -44,10 +44,13 @@ __all__ = [
     "SIDName",
     "SIDRaw",
     "amplification_ratio",
+    "amplify",
+    "bayer_planes",
     "cached_ground_truth",
     "check_rggb",
     "exposure_time",
     "load_raw_input",
+    "normalize_raw",
     "pack_bayer",
     "pack_raw_file",
     "parse_name",
@@ -197,16 +200,35 @@ def read_bayer(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     return bayer, exposure
 
 
-def pack_bayer(bayer: np.ndarray, black: float = BLACK_LEVEL, white: float = WHITE_LEVEL) -> np.ndarray:
-    """SID's ``pack_raw``: ``max(bayer - black, 0) / (white - black)`` packed to (4, H/2, W/2) float32.
-
-    Channel order as in SID:test_Sony.py and ALEN:dataset.py: (0,0) R, (0,1) G, (1,1) B, (1,0) G.
-    Values are not clipped above (saturated pixels reach 1; the amplified input is clipped by the caller).
-    """
+def bayer_planes(bayer: np.ndarray) -> np.ndarray:
+    """The H x W Bayer mosaic as its 4 half-resolution planes (4, H/2, W/2), in SID's order: (0,0) R,
+    (0,1) G, (1,1) B, (1,0) G (SID:test_Sony.py and ALEN:dataset.py ``pack_raw``); values unchanged."""
     if bayer.ndim != 2 or bayer.shape[0] % 2 or bayer.shape[1] % 2:
         raise ValueError(f"expected an even H x W Bayer array, got shape {bayer.shape}")
-    im = np.maximum(bayer.astype(np.float32) - np.float32(black), 0) / np.float32(white - black)
-    return np.stack([im[0::2, 0::2], im[0::2, 1::2], im[1::2, 1::2], im[1::2, 0::2]]).astype(np.float32)
+    return np.stack([bayer[0::2, 0::2], bayer[0::2, 1::2], bayer[1::2, 1::2], bayer[1::2, 0::2]])
+
+
+def normalize_raw(raw: np.ndarray, black: float = BLACK_LEVEL, white: float = WHITE_LEVEL) -> np.ndarray:
+    """SID's ``max(raw - black, 0) / (white - black)`` in float32, element by element (any shape; the result
+    is C-contiguous whatever the strides of ``raw``)."""
+    x = raw.astype(np.float32, order="C")  # a new array: the operations below work in place
+    np.subtract(x, np.float32(black), out=x)
+    np.maximum(x, 0, out=x)
+    return np.divide(x, np.float32(white - black), out=x)
+
+
+def pack_bayer(bayer: np.ndarray, black: float = BLACK_LEVEL, white: float = WHITE_LEVEL) -> np.ndarray:
+    """SID's ``pack_raw``: :func:`normalize_raw` of the :func:`bayer_planes`, float32 (4, H/2, W/2).
+
+    Values are not clipped above (saturated pixels reach 1; the amplified input is clipped by the caller).
+    """
+    return normalize_raw(bayer_planes(bayer), black, white)
+
+
+def amplify(packed: np.ndarray, ratio: float) -> np.ndarray:
+    """The network input: packed raw times the amplification ratio, clipped at 1 (SID:test_Sony.py L139)."""
+    x = packed * np.float32(ratio)
+    return np.minimum(x, 1.0, out=x)
 
 
 def pack_raw_file(path: str | os.PathLike) -> tuple[np.ndarray, float]:
@@ -242,7 +264,7 @@ def load_raw_input(
         ratio = amplification_ratio(short_t, _exposure(Path(long_path)))
     if not ratio > 0:
         raise ValueError(f"{path}: amplification ratio must be positive, got {ratio}")
-    return torch.from_numpy(np.minimum(packed * np.float32(ratio), 1.0))
+    return torch.from_numpy(amplify(packed, ratio))
 
 
 # ---- ground truth -------------------------------------------------------------------------------
@@ -436,7 +458,7 @@ class SIDRaw(Dataset):
             )
         item = {
             "id": p.id,
-            "input": torch.from_numpy(np.minimum(packed * np.float32(ratio), 1.0)),  # SID:test_Sony.py L139
+            "input": torch.from_numpy(amplify(packed, ratio)),
             "target": torch.from_numpy(target),
             "ratio": ratio,
         }
