@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -35,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from llbench.data.manifest import write_manifest
+from llbench.data.manifest import writing_dataset
 from llbench.data.tiny import (
     LOW_LIGHT_MODELS,
     SIDD_FULL_WELL,
@@ -471,12 +469,10 @@ def make_full_size(
         raise ValueError(f"{name}: splits must be a non-empty subset of {all_splits}, got {splits}")
     counts = {k: v for k, v in counts.items() if k.split("/")[0].removesuffix("_scenes") in splits}
     root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    job = _Job(name, tmp, counts, seed, splits, png_level, verbose)
     if verbose:
         print(f"{name}: full-size stand-in, fraction {fraction:g}, seed {seed}: {counts} -> {root}", flush=True)
-    try:
+    with writing_dataset(root) as tmp:
+        job = _Job(name, tmp, counts, seed, splits, png_level, verbose)
         if name == "sid":
             _sid(job)
         elif name == "sidd":
@@ -486,13 +482,6 @@ def make_full_size(
         kind = "raw" if name == "sid" else FULL_SIZE[name].kind
         info = {"name": name, "kind": kind, "stand_in": True, "fraction": fraction, "seed": seed, "counts": counts}
         (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        write_manifest(tmp)
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.replace(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if verbose:
         n_files, size = _footprint(root)
         elapsed = time.monotonic() - job.start

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,3 +125,30 @@ def check_manifest(root: Path) -> CheckReport:
     )
     report.corrupt = sorted(rel for rel in set(expected) & present if sha256_file(root / rel) != expected[rel])
     return report
+
+
+@contextmanager
+def writing_dataset(root: Path | str) -> Iterator[Path]:
+    """A staging folder beside ``root`` to write a dataset into: when the block ends it gets its
+    :data:`MANIFEST` and replaces ``root`` (an existing ``root`` is moved aside, then deleted); when the
+    block raises (or is killed by a signal Python sees) it is removed and ``root`` is left as it was."""
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        yield staging
+        write_manifest(staging)
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the dataset from other users
+        old = None
+        if root.exists() or root.is_symlink():
+            if root.is_dir() and not root.is_symlink() and not any(root.iterdir()):
+                root.rmdir()
+            else:
+                old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+                os.replace(root, old / root.name)
+        os.replace(staging, root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -3,7 +3,7 @@
 ``prepare(name, source, dest)`` reads an official download - an extracted folder, a ``.zip`` / ``.tar`` /
 ``.tar.gz`` archive, or several of them (LSRW and SIDD come as more than one file) - validates everything
 (official counts, pairing, every image decodes, ``.mat`` keys and shapes, SID's list files), writes the
-canonical layout plus ``DATASET.json`` and ``MANIFEST.sha256`` into ``<dest>.tmp-XXXX`` and renames that to
+canonical layout plus ``DATASET.json`` and ``MANIFEST.sha256`` into ``.<dest>.tmp-XXXX`` and renames that to
 ``dest`` in one step. A failure leaves no half-written dataset; the source is never modified (archives are
 extracted into a temporary folder next to ``dest``, and removed afterwards).
 
@@ -67,7 +67,7 @@ import numpy as np
 from PIL import Image
 
 from llbench.data.images import DatasetError
-from llbench.data.manifest import MANIFEST, CheckReport, check_manifest, read_manifest, write_manifest
+from llbench.data.manifest import MANIFEST, CheckReport, check_manifest, read_manifest, writing_dataset
 from llbench.data.sidd import SIDD_VAL_FILES, SIDD_VAL_SHAPE, read_mat_array
 
 log = logging.getLogger(__name__)
@@ -670,8 +670,7 @@ def prepare(
         if not plan.items:
             raise DatasetError(f"{name}: nothing to prepare found in {srcs} (expected {spec.download})")
         _check_counts(name, plan.counts, strict_counts, srcs)  # SIDD's val: by the .mat shape, below
-        staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.tmp-", dir=dest.parent))
-        try:
+        with writing_dataset(dest) as staging:
             log.info("%s: checking and writing %d files into %s", name, len(plan.items), staging)
             infos = _run(name, plan, staging, srcs, workers)
             counts = dict(plan.counts)
@@ -679,12 +678,6 @@ def prepare(
                 shape = infos.get(f"val/{next(iter(SIDD_VAL_FILES))}")
                 counts["val"] = int(shape[0] * shape[1]) if shape else 0
             _write_info(staging, spec, counts, strict_counts)
-            write_manifest(staging)
-            os.chmod(staging, 0o755)
-            _swap_in(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     log.info("%s: prepared %s (%s)", name, dest, ", ".join(f"{k} {v}" for k, v in counts.items()))
     return dest
 
@@ -701,20 +694,6 @@ def _write_info(root: Path, spec: DatasetSpec, counts: dict[str, int], strict: b
         "url": spec.url,
     }
     (root / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-
-
-def _swap_in(staging: Path, dest: Path) -> None:
-    """Rename ``staging`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
-    old = None
-    if dest.exists() or dest.is_symlink():
-        if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
-            dest.rmdir()
-        else:
-            old = Path(tempfile.mkdtemp(prefix=f"{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / dest.name)
-    os.replace(staging, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def get_spec(name: str) -> DatasetSpec:

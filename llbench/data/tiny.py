@@ -15,15 +15,13 @@ Training images and test images come from different photographs (or disjoint reg
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from llbench.data.manifest import write_manifest
+from llbench.data.manifest import writing_dataset
 from llbench.vocabulary import KINDS
 
 # (photograph, (y0, y1, x0, x1)) regions; train and test regions never overlap.
@@ -182,16 +180,6 @@ def make_tiny(name: str, root: Path | str, seed: int | None = None) -> Path:
     """Generate tiny dataset ``name`` into ``root`` atomically (temp dir, then rename) with a manifest."""
     if name not in GENERATORS:
         raise KeyError(f"unknown tiny dataset {name!r}; allowed: {sorted(GENERATORS)}")
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+    with writing_dataset(root) as tmp:
         GENERATORS[name](tmp, DEFAULT_SEEDS[name] if seed is None else seed)
-        write_manifest(tmp)
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.replace(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+    return Path(root)
