@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--path", nargs="+", default=["files", "cache"], choices=["files", "cache"])
     p.add_argument("--cache-base", type=Path, default=None, help="default /tmp/llbench-bench-cache/<root name>")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the timed CPU training step")
+    p.add_argument("--no-step", action="store_true", help="loader figures only: skip the timed training step")
     p.add_argument("--gpu-tflops", type=float, default=100.0, help="assumed sustained GPU throughput (TFLOP/s)")
     p.add_argument(
         "--gpu-min-step-ms", type=float, default=5.0, help="assumed floor of a GPU step (launches, optimizer)"
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         row.update(_run_child(args, folder))
         results.append(row)
     shapes = next((r["shapes"] for r in results if "shapes" in r), None)
-    if shapes:
+    if shapes and not args.no_step:
         steps = step_times(args, shapes)
         gpu_step = max(steps["train_flops"] / (args.gpu_tflops * 1e12), args.gpu_min_step_ms / 1e3)
         for r in results:
