@@ -150,7 +150,8 @@ def measure_one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_times(args: argparse.Namespace, shapes: dict[str, list[int]]) -> dict[str, Any]:
-    """The method's CPU training step on a batch of ``shapes`` (median of 3) and its training FLOPs."""
+    """The method's CPU training step on a batch of ``shapes`` (median of 3; None with ``--no-step``) and
+    its training FLOPs."""
     import statistics
 
     import torch
@@ -164,15 +165,14 @@ def step_times(args: argparse.Namespace, shapes: dict[str, list[int]]) -> dict[s
     model = method.build()
     trainer = method.trainer(model, cfg, torch.device("cpu"))
     batch = {k: torch.rand(s) for k, s in shapes.items()}
-    trainer.step(batch)
     times = []
-    for _ in range(3):
+    for _ in range(0 if args.no_step else 4):  # the first one warms up
         t0 = time.perf_counter()
         trainer.step(batch)
         times.append(time.perf_counter() - t0)
     opts = {"r3": False} if "r3" in method.infer_defaults else {}  # one pass, as a training forward
     flops = count_flops(lambda x: method.infer(model.eval(), x, **opts), batch["input"])["flops"]
-    return {"cpu_step_s": statistics.median(times), "train_flops": 3 * flops}
+    return {"cpu_step_s": statistics.median(times[1:]) if times else None, "train_flops": 3 * flops}
 
 
 def _wait_share(data_s: float, step_s: float) -> float:
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--path", nargs="+", default=["files", "cache"], choices=["files", "cache"])
     p.add_argument("--cache-base", type=Path, default=None, help="default /tmp/llbench-bench-cache/<root name>")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the timed CPU training step")
-    p.add_argument("--no-step", action="store_true", help="loader figures only: skip the timed training step")
+    p.add_argument("--no-step", action="store_true", help="skip the timed CPU training step (FLOPs still counted)")
     p.add_argument("--gpu-tflops", type=float, default=100.0, help="assumed sustained GPU throughput (TFLOP/s)")
     p.add_argument(
         "--gpu-min-step-ms", type=float, default=5.0, help="assumed floor of a GPU step (launches, optimizer)"
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         row.update(_run_child(args, folder))
         results.append(row)
     shapes = next((r["shapes"] for r in results if "shapes" in r), None)
-    if shapes and not args.no_step:
+    if shapes:
         steps = step_times(args, shapes)
         gpu_step = max(steps["train_flops"] / (args.gpu_tflops * 1e12), args.gpu_min_step_ms / 1e3)
         for r in results:
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             data_s = r["batch"] / r["samples_per_s"]
             r.update(
                 cpu_step_s=steps["cpu_step_s"],
-                data_wait_cpu=_wait_share(data_s, steps["cpu_step_s"]),
+                data_wait_cpu=_wait_share(data_s, steps["cpu_step_s"]) if steps["cpu_step_s"] else None,
                 gpu_step_s_estimate=gpu_step,
                 data_wait_gpu_estimate=_wait_share(data_s, gpu_step),
                 gpu_assumption=f"{steps['train_flops'] / 1e9:.1f} GFLOP per step (3x forward) at "
