@@ -175,8 +175,11 @@ def step_times(args: argparse.Namespace, shapes: dict[str, list[int]]) -> dict[s
     return {"cpu_step_s": statistics.median(times[1:]) if times else None, "train_flops": 3 * flops}
 
 
-def _wait_share(data_s: float, step_s: float) -> float:
-    """Share of a step spent waiting when loading (in parallel workers) takes ``data_s`` per batch."""
+def _wait_share(data_s: float, step_s: float, workers: int) -> float:
+    """Share of a step spent waiting when loading a batch takes ``data_s``: in parallel with the step
+    when there are DataLoader workers, before it (in the training process) when there are none."""
+    if workers == 0:
+        return data_s / (data_s + step_s)
     return max(0.0, data_s - step_s) / max(data_s, step_s)
 
 
@@ -290,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             data_s = r["batch"] / r["samples_per_s"]
             r.update(
                 cpu_step_s=steps["cpu_step_s"],
-                data_wait_cpu=_wait_share(data_s, steps["cpu_step_s"]) if steps["cpu_step_s"] else None,
+                data_wait_cpu=_wait_share(data_s, steps["cpu_step_s"], args.workers) if steps["cpu_step_s"] else None,
                 gpu_step_s_estimate=gpu_step,
-                data_wait_gpu_estimate=_wait_share(data_s, gpu_step),
+                data_wait_gpu_estimate=_wait_share(data_s, gpu_step, args.workers),
                 gpu_assumption=f"{steps['train_flops'] / 1e9:.1f} GFLOP per step (3x forward) at "
                 f"{args.gpu_tflops:g} TFLOP/s sustained, at least {args.gpu_min_step_ms:g} ms",
             )
