@@ -1,7 +1,7 @@
 """How fast the training data path feeds a method, and in how much memory, on a dataset folder.
 
-    python benchmarks/bench_data.py --root /tmp/fullsize/sidd --kind denoise --method apbsn --workers 2 --json
-    python benchmarks/bench_data.py --root /tmp/fullsize/lol --kind paired --method snr_aware --path files cache
+    python benchmarks/bench_data.py --root <stand-ins>/sidd --kind denoise --method apbsn --workers 2 --json
+    python benchmarks/bench_data.py --root <stand-ins>/lol --kind paired --method snr_aware --path files cache
 
 For each path (``files``: decode the source image for every sample, as before the cache; ``cache``: crops
 read from the memory-mapped training cache, llbench.data.cache) it runs the method's real loader
@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--samples", type=int, default=400, help="samples timed after the warm-up batch")
     p.add_argument("--path", nargs="+", default=["files", "cache"], choices=["files", "cache"])
-    p.add_argument("--cache-base", type=Path, default=None, help="default /tmp/llbench-bench-cache/<root name>")
+    p.add_argument(
+        "--cache-base", type=Path, default=None, help="default resources/cache/bench/<root folder name> (layout)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads of the timed CPU training step")
     p.add_argument("--no-step", action="store_true", help="skip the timed CPU training step (FLOPs still counted)")
     p.add_argument("--gpu-tflops", type=float, default=100.0, help="assumed sustained GPU throughput (TFLOP/s)")
@@ -249,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_one(args)))
         return 0
 
+    from llbench import layout
     from llbench.data import cache
     from llbench.data.manifest import MANIFEST, manifest_hash
 
     if not (args.root / MANIFEST).is_file():
         raise SystemExit(f"{args.root}: no {MANIFEST}; write one with `llbench data manifest {args.root}`")
-    base = args.cache_base or Path("/tmp/llbench-bench-cache") / args.root.resolve().name
+    base = args.cache_base or Path(layout.bench_cache(args.root.resolve().name))
     results = []
     built = None
     for path in args.path:

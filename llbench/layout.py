@@ -66,6 +66,11 @@ def train_cache_pointer(dataset: str) -> str:
     return f"resources/cache/train/{dataset}.json"
 
 
+def bench_cache(name: str) -> str:
+    """Training caches that benchmarks/bench_data.py builds for a dataset folder outside the pipeline."""
+    return f"resources/cache/bench/{name}"
+
+
 def cache_log(dataset: str) -> str:
     return f"{LOGS}/cache/{dataset}.log"
 

@@ -140,5 +140,6 @@ def test_a_worker_holds_no_mapping_between_samples(tiny, tmp_path):
     samples = [data[i] for i in range(2 * len(data))]
     assert len(samples) == 2 * len(data) and samples[0]["input"].shape == (3, 32, 32)
     maps = Path("/proc/self/maps")
-    if maps.is_file():
-        assert built["folder"] not in maps.read_text()
+    if not maps.is_file():
+        pytest.skip("no /proc/self/maps on this system: the mappings cannot be listed")
+    assert built["folder"] not in maps.read_text()

@@ -151,13 +151,21 @@ class Arrays:
         if index is None:
             raise FileNotFoundError(f"{self.folder}: no training cache ({INDEX} missing or incomplete)")
         self.files = index["files"]
+        #: entries by source path as the loaders spell it (``root / rel``): no path arithmetic per sample
+        self._by_path = {str(self.root / rel): f for rel, f in self.files.items()}
+
+    def _entry(self, path: Path) -> dict[str, Any]:
+        try:
+            return self._by_path[str(path)]
+        except KeyError:
+            raise DatasetError(f"{path}: not in the training cache {self.folder} (the data changed)") from None
 
     def check_pairs(self, items) -> None:
         """Every input and its target have the same size (what ``list_items`` checks on the files)."""
         for it in items:
             if it.target is None:
                 continue
-            a, b = (self.files.get(Path(p).relative_to(self.root).as_posix()) for p in (it.input, it.target))
+            a, b = (self._by_path.get(str(p)) for p in (it.input, it.target))
             if a is None or b is None:
                 missing = it.input if a is None else it.target
                 raise DatasetError(f"{missing}: not in the training cache {self.folder} (the data changed)")
@@ -166,14 +174,11 @@ class Arrays:
 
     def facts(self, path: Path) -> dict[str, Any]:
         """What the build recorded about source ``path`` besides its array (e.g. a raw frame's ratio)."""
-        return self.files[Path(path).relative_to(self.root).as_posix()]
+        return self._entry(path)
 
     def __call__(self, path: Path) -> np.ndarray:
         """The decoded image of source ``path`` (read-only, memory-mapped: only what is indexed is read)."""
-        rel = Path(path).relative_to(self.root).as_posix()
-        if rel not in self.files:
-            raise DatasetError(f"{path}: not in the training cache {self.folder} (the data changed)")
-        f = self.files[rel]
+        f = self._entry(path)
         with open(self.folder / f["npy"], "rb") as file:  # the mapping outlives the file object
             mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         count = math.prod(f["shape"])  # what np.memmap does, without its per-call path resolution
