@@ -150,9 +150,8 @@ class Arrays:
         index = read_index(self.folder)
         if index is None:
             raise FileNotFoundError(f"{self.folder}: no training cache ({INDEX} missing or incomplete)")
-        self.files = index["files"]
         #: entries by source path as the loaders spell it (``root / rel``): no path arithmetic per sample
-        self._by_path = {str(self.root / rel): f for rel, f in self.files.items()}
+        self._by_path = {str(self.root / rel): f for rel, f in index["files"].items()}
 
     def _entry(self, path: Path) -> dict[str, Any]:
         try:
